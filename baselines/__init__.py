@@ -1,0 +1,1 @@
+"""Baseline methods, one file each; each implements `bench.methods.base.Steerer`."""

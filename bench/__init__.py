@@ -1,0 +1,3 @@
+"""Bloom-level steering benchmark: harness, paper methods and scoring."""
+
+__version__ = "0.1.0"

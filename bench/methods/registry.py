@@ -1,0 +1,27 @@
+"""Method registry: name -> Steerer class, imported lazily so one broken method can't break all."""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.errors import UnknownNameError
+from bench.methods.base import Steerer
+
+METHODS: dict[str, str] = {
+    "none": "baselines.unsteered:Unsteered",
+    "prompting": "baselines.prompting:ZeroShotPrompting",
+}
+
+
+def method_class(name: str) -> type[Steerer]:
+    """The class registered under `name`; raises `UnknownNameError` listing valid names."""
+    if name not in METHODS:
+        raise UnknownNameError(f"unknown method {name!r}; choose from: {', '.join(METHODS)}")
+    module_name, class_name = METHODS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def make_steerer(name: str, layer: int | None = None) -> Steerer:
+    """A fresh steerer; `layer` is passed only to methods that use the layer axis."""
+    cls = method_class(name)
+    return cls(layer=layer) if "layer" in cls.hyperparameters else cls()

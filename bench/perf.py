@@ -1,0 +1,79 @@
+"""Benchmarks (never asserted in tests): model load times and generation throughput."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.data.prompts import feedback_messages
+from bench.data.scenarios import Scenario, load_scenarios
+from bench.models.generation import Decoding, generate
+from bench.models.loading import (
+    DTYPES,
+    convert_gguf,
+    default_device,
+    gguf_path,
+    load_directory,
+    load_model,
+)
+from bench.models.registry import resolve
+
+
+@dataclass
+class PerfReport:
+    """Seconds and tokens/s measured on this machine."""
+
+    model: str
+    device: str
+    cold_load_s: float | None
+    """GGUF -> safetensors conversion plus load (None for models without a GGUF)."""
+    cached_load_s: float
+    batched_tokens_per_s: float
+    unbatched_tokens_per_s: float
+    batch_size: int
+    new_tokens: int
+
+
+def _timed(action):
+    start = time.perf_counter()
+    value = action()
+    return value, time.perf_counter() - start
+
+
+def measure(
+    model: str, batch_size: int = 8, max_new_tokens: int = 64, dtype: str = "bfloat16"
+) -> PerfReport:
+    spec = resolve(model)
+    cold = None
+    if spec.kind == "wheel-gguf":
+        load_model(model, dtype=dtype)  # makes sure the wheel is installed
+        with tempfile.TemporaryDirectory() as scratch:
+            target = Path(scratch) / "converted"
+            _, cold = _timed(
+                lambda: (
+                    convert_gguf(gguf_path(spec), target),
+                    load_directory(target, DTYPES[dtype], default_device()),
+                )
+            )
+    lm, cached = _timed(lambda: load_model(model, dtype=dtype))
+    scenarios = [Scenario.from_row(row) for row in load_scenarios("dev")][:batch_size]
+    prompts = [feedback_messages(s) for s in scenarios]
+    decoding = Decoding(max_new_tokens=max_new_tokens)
+    seeds = list(range(len(prompts)))
+    generate(lm, prompts[:1], Decoding(max_new_tokens=4), seeds[:1])  # warm-up
+    batched, t_batched = _timed(lambda: generate(lm, prompts, decoding, seeds))
+    single, t_single = _timed(
+        lambda: [generate(lm, [p], decoding, [s])[0] for p, s in zip(prompts, seeds, strict=True)]
+    )
+    return PerfReport(
+        model=model,
+        device=str(lm.device),
+        cold_load_s=cold,
+        cached_load_s=cached,
+        batched_tokens_per_s=sum(g.n_tokens for g in batched) / t_batched,
+        unbatched_tokens_per_s=sum(g.n_tokens for g in single) / t_single,
+        batch_size=len(prompts),
+        new_tokens=max_new_tokens,
+    )

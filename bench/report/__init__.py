@@ -1,0 +1,1 @@
+"""Tables and figures, built only from the results store (never from a model)."""

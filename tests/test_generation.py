@@ -1,0 +1,87 @@
+"""Batched generation: padding-invariant, seeded, phase-aware."""
+
+from __future__ import annotations
+
+import torch
+
+from bench.data.prompts import feedback_messages
+from bench.data.scenarios import Scenario
+from bench.hooks import current_phase, read_site
+from bench.models.generation import Decoding, generate
+from bench.models.loading import LoadedModel
+
+SCENARIOS = [
+    Scenario("a", "biology", "What do mitochondria do?", "They make proteins."),
+    Scenario("b", "algebra", "Solve 2x + 3 = 11 for x, showing each step of your work.", "x = 4"),
+]
+PROMPTS = [feedback_messages(s) for s in SCENARIOS]
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny_lm: LoadedModel) -> None:
+    """Left padding and the KV cache change nothing: same tokens as unbatched (float32)."""
+    decoding = Decoding(max_new_tokens=12, greedy=True)
+    batched = generate(tiny_lm, PROMPTS, decoding)
+    single = [generate(tiny_lm, [prompt], decoding)[0] for prompt in PROMPTS]
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert all(g.n_tokens > 0 for g in batched)
+
+
+def test_same_seed_same_text_other_seed_other_text(tiny_llama: LoadedModel) -> None:
+    decoding = Decoding(max_new_tokens=16, temperature=1.0, top_p=1.0)
+    first = generate(tiny_llama, PROMPTS, decoding, seeds=[1, 2])
+    again = generate(tiny_llama, PROMPTS, decoding, seeds=[1, 2])
+    other = generate(tiny_llama, PROMPTS, decoding, seeds=[3, 4])
+    assert [g.text for g in first] == [g.text for g in again]
+    assert [g.text for g in first] != [g.text for g in other]
+
+
+def test_hooks_see_prompt_then_generated_positions(tiny_llama: LoadedModel) -> None:
+    phases = []
+
+    def record(_module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        phase = current_phase()
+        phases.append((phase.prompt, phase.step, output.shape[1]))
+
+    handle = tiny_llama.adapter.query(0).module.register_forward_hook(record)
+    try:
+        generate(tiny_llama, PROMPTS, Decoding(max_new_tokens=4, greedy=True))
+    finally:
+        handle.remove()
+    assert phases[0][0] is True and phases[0][1] == 0 and phases[0][2] > 1
+    assert [(p, s, n) for p, s, n in phases[1:]] == [(False, k, 1) for k in range(1, len(phases))]
+    assert current_phase() is None
+
+
+def test_stops_at_end_token(tiny_llama: LoadedModel) -> None:
+    """With the end token forced to be likeliest, every row ends after zero new tokens."""
+    eos = tiny_llama.tokenizer.eos_token_id
+    head = tiny_llama.model.get_output_embeddings()
+
+    def force_eos(_module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        boosted = output.clone()
+        boosted[..., eos] += 1e4
+        return boosted
+
+    handle = head.register_forward_hook(force_eos)
+    try:
+        out = generate(tiny_llama, PROMPTS, Decoding(max_new_tokens=8))
+    finally:
+        handle.remove()
+    assert all(g.finished and g.n_tokens == 0 and g.text == "" for g in out)
+
+
+def test_prompt_pass_sees_every_prompt_position(tiny_llama: LoadedModel) -> None:
+    with read_site(tiny_llama.adapter.query(0)) as captured:
+        generate(tiny_llama, PROMPTS, Decoding(max_new_tokens=3, greedy=True))
+    longest = max(
+        len(
+            tiny_llama.tokenizer(
+                tiny_llama.tokenizer.apply_chat_template(
+                    p, add_generation_prompt=True, tokenize=False
+                ),
+                add_special_tokens=False,
+            )["input_ids"]
+        )
+        for p in PROMPTS
+    )
+    assert captured[0].shape[:2] == (2, longest)
