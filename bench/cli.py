@@ -131,6 +131,82 @@ def pull(alias: str) -> None:
     click.echo(f"{alias}: weights sha256 {sha256} cached at {directory}")
 
 
+class _DefaultCommandGroup(click.Group):
+    """A group whose unknown first argument goes to its `file` command (`bench score X.csv`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["file", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_DefaultCommandGroup)
+def score() -> None:
+    """Score texts with the Bloom-level classifier (`bench score FILE.csv`), or validate it."""
+
+
+@score.command("file")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Output CSV (default: stdout).")
+@friendly_errors
+def score_file(path: str, text_column: str, out: str | None) -> None:
+    """Add `pred_level` and one probability column per level to a CSV."""
+    from bench.scoring.csv_scoring import score_csv
+
+    text = score_csv(path, text_column, out)
+    if text is not None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {out}", err=True)
+
+
+@score.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--external", type=click.Path(file_okay=False), help="Folder of external CSVs.")
+@friendly_errors
+def validate(as_json: bool, external: str | None) -> None:
+    """Accuracy and macro-F1 on the held-out split and on external human-labeled CSVs."""
+    from pathlib import Path
+
+    from bench.scoring.bloom import trained_classifier
+    from bench.scoring.validate import DEFAULT_EXTERNAL_DIR
+    from bench.scoring.validate import validate as run_validation
+
+    report = run_validation(
+        trained_classifier(), Path(external) if external else DEFAULT_EXTERNAL_DIR
+    )
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    rows = [
+        [name, m["n"], f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}"] for name, m in report.items()
+    ]
+    click.echo(tabulate(rows, headers=["data", "n", "accuracy", "macro-F1"]))
+
+
+@main.command()
+@friendly_errors
+def data() -> None:
+    """Counts of the project's data roles by split and level."""
+    from collections import Counter
+
+    from bench.data.roles import load_classifier_data, load_exemplars
+    from bench.data.scenarios import load_scenarios
+
+    scenarios = load_scenarios()
+    click.echo(
+        f"scenarios: {len(scenarios)} ({dict(Counter(scenarios['split']))}), "
+        f"{len(set(scenarios['subject']))} subjects"
+    )
+    exemplars = load_exemplars()
+    click.echo(f"exemplars: {len(exemplars)} {dict(Counter(exemplars['level']))}")
+    classifier = load_classifier_data()
+    for split in ("train", "heldout"):
+        levels = Counter(r["level"] for r in classifier if r["split"] == split)
+        click.echo(f"classifier/{split}: {sum(levels.values())} {dict(levels)}")
+
+
 @main.command()
 @click.option("--model", default="smollm2-135m", show_default=True)
 @click.option("--batch-size", default=8, show_default=True)

@@ -47,6 +47,8 @@ class RunConfig:
     """Decoding shared by every method."""
     scenarios: str | None = None
     """Path to a scenarios JSONL to use instead of the packaged one."""
+    exemplars: str | None = None
+    """Path to an exemplars JSONL or CSV (text, level) to use instead of the packaged one."""
     store: str = "runs/results.sqlite"
     """SQLite results store (created if missing; resumed if present)."""
 

@@ -9,18 +9,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import product
 
-import datasets
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig
 from bench.data.levels import Level, parse_level
+from bench.data.roles import load_exemplars
 from bench.data.scenarios import Scenario, load_scenarios
 from bench.errors import ConfigError, ModelUnavailableError
+from bench.methods.base import Steerer
 from bench.methods.registry import make_steerer, method_class
 from bench.models.generation import generate
 from bench.models.loading import LoadedModel, load_model
 from bench.models.registry import resolve
 from bench.provenance import git_commit, versions
+from bench.scoring.score import GenerationScorer
 from bench.store import GenerationRow, ResultsStore
 
 
@@ -108,70 +110,80 @@ def run(config: RunConfig, loader: Callable[[str], LoadedModel] | None = None) -
     """
     cells = expand_grid(config)
     _check_models(config)
-    scenario_rows = load_scenarios(config.split, config.scenarios)
-    scenarios = [Scenario.from_row(row) for row in scenario_rows]
+    scenarios = [Scenario.from_row(row) for row in load_scenarios(config.split, config.scenarios)]
     fingerprint = _data_fingerprint(scenarios)  # of the whole split, so --limit runs resume
-    if config.limit is not None:
-        scenarios = scenarios[: config.limit]
-    exemplars = datasets.Dataset.from_list([])
+    scenarios = scenarios[: config.limit]
+    exemplars = load_exemplars(config.exemplars)
     load = loader or (lambda name: load_model(name, dtype=config.dtype))
+    hashes = {cell: cell.hash(config, fingerprint) for cell in cells}
 
     with ResultsStore(config.store) as store:
-        todo: dict[Cell, list[Scenario]] = {}
-        hashes = {cell: cell.hash(config, fingerprint) for cell in cells}
-        already = 0
-        for cell in cells:
-            done = store.done_scenarios(hashes[cell])
-            already += len(done)
-            missing = [s for s in scenarios if s.id not in done]
-            if missing:
-                todo[cell] = missing
-        written = 0
+        done = {cell: store.done_scenarios(hashes[cell]) for cell in cells}
+        todo = {cell: [s for s in scenarios if s.id not in done[cell]] for cell in cells}
+        todo = {cell: missing for cell, missing in todo.items() if missing}
         total = sum(len(missing) for missing in todo.values())
+        written = 0
         with tqdm(total=total, desc="generating", unit="text", disable=total == 0) as bar:
+            scorer = GenerationScorer.default() if total else None
             for model_name in config.models:
                 model_cells = [cell for cell in todo if cell.model == model_name]
                 if not model_cells:
                     continue
                 lm = load(model_name)
-                steerers = {}
+                steerers: dict[tuple[str, int | None], Steerer] = {}
                 for cell in model_cells:
                     key = (cell.method, cell.layer)
                     if key not in steerers:
                         steerers[key] = make_steerer(cell.method, cell.layer)
                         steerers[key].fit(lm, exemplars)
-                    steerer = steerers[key]
                     for batch in _chunks(todo[cell], config.batch_size):
-                        prompts = [steerer.prompt(s, cell.level) for s in batch]
-                        seeds = [row_seed(cell.seed, s.id, cell.level) for s in batch]
-                        with steerer.steering(lm, cell.level, cell.strength):
-                            outputs = generate(lm, prompts, config.decoding, seeds)
-                        rows = [
-                            GenerationRow(
-                                cell_hash=hashes[cell],
-                                scenario_id=s.id,
-                                model=cell.model,
-                                weights_sha256=lm.weights_sha256,
-                                method=cell.method,
-                                hparams=cell.hparams,
-                                level=cell.level.value,
-                                seed=cell.seed,
-                                split=config.split,
-                                prompt=list(prompt),
-                                text=out.text,
-                                n_tokens=out.n_tokens,
-                                finished=out.finished,
-                                scores={},
-                                decoding=dataclasses.asdict(config.decoding),
-                                versions=versions(),
-                                git_commit=git_commit(),
-                                config_hash=config.config_hash,
-                            )
-                            for s, prompt, out in zip(batch, prompts, outputs, strict=True)
-                        ]
+                        rows = _generate_rows(
+                            config, lm, steerers[key], scorer, cell, hashes[cell], batch
+                        )
                         written += store.add(rows)
                         bar.update(len(batch))
+    already = sum(len(ids) for ids in done.values())
     return RunSummary(already, written, config.store, list(hashes.values()))
+
+
+def _generate_rows(
+    config: RunConfig,
+    lm: LoadedModel,
+    steerer: Steerer,
+    scorer: GenerationScorer,
+    cell: Cell,
+    cell_hash: str,
+    batch: list[Scenario],
+) -> list[GenerationRow]:
+    """Generate, then score without hooks (the unsteered model is the fluency reference)."""
+    prompts = [steerer.prompt(s, cell.level) for s in batch]
+    seeds = [row_seed(cell.seed, s.id, cell.level) for s in batch]
+    with steerer.steering(lm, cell.level, cell.strength):
+        outputs = generate(lm, prompts, config.decoding, seeds)
+    scores = scorer.score(lm, batch, [o.text for o in outputs], cell.level)
+    return [
+        GenerationRow(
+            cell_hash=cell_hash,
+            scenario_id=scenario.id,
+            model=cell.model,
+            weights_sha256=lm.weights_sha256,
+            method=cell.method,
+            hparams=cell.hparams,
+            level=cell.level.value,
+            seed=cell.seed,
+            split=config.split,
+            prompt=list(prompt),
+            text=out.text,
+            n_tokens=out.n_tokens,
+            finished=out.finished,
+            scores=score,
+            decoding=dataclasses.asdict(config.decoding),
+            versions=versions(),
+            git_commit=git_commit(),
+            config_hash=config.config_hash,
+        )
+        for scenario, prompt, out, score in zip(batch, prompts, outputs, scores, strict=True)
+    ]
 
 
 def _data_fingerprint(scenarios: list[Scenario]) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from statistics import fmean
 
 from tabulate import tabulate
 
-from bench.data.levels import LEVELS
+from bench.report.aggregate import aggregate, model_cuts
 from bench.store import GenerationRow, ResultsStore
 
 
@@ -20,26 +18,45 @@ def load_rows(store_path: str, cell_hashes: Iterable[str] | None = None) -> list
 
 
 def per_level_table(rows: list[GenerationRow], tablefmt: str = "github") -> str:
-    """One line per (model, method, hyperparameters, target level)."""
-    groups: dict[tuple, list[GenerationRow]] = defaultdict(list)
-    for row in rows:
-        hparams = ",".join(f"{k}={v}" for k, v in sorted(row.hparams.items())) or "-"
-        groups[(row.model, row.method, hparams, row.level)].append(row)
-    order = {level.value: level.index for level in LEVELS}
-    lines = []
-    for (model, method, hparams, level), group in sorted(
-        groups.items(), key=lambda item: (*item[0][:3], order[item[0][3]])
-    ):
-        lines.append(
-            [
-                model,
-                method,
-                hparams,
-                level,
-                len(group),
-                fmean(row.n_tokens for row in group),
-                100 * fmean(row.finished for row in group),
-            ]
-        )
-    headers = ["model", "method", "hparams", "target", "n", "tokens", "ended %"]
-    return tabulate(lines, headers=headers, tablefmt=tablefmt, floatfmt=".1f")
+    """One line per (model, method, hyperparameters, target level), values with 95% CIs."""
+    cells = aggregate(rows)
+    lines = [
+        [
+            c.model,
+            c.method,
+            c.hparams,
+            c.level,
+            c.n,
+            str(c.bloom_exact),
+            str(c.bloom_within_one),
+            str(c.fluent),
+            f"{c.perplexity.value:.1f}",
+            str(c.relevance),
+            str(c.composite),
+            f"{c.tokens:.0f}",
+        ]
+        for c in cells
+    ]
+    headers = [
+        "model",
+        "method",
+        "hparams",
+        "target",
+        "n",
+        "bloom exact",
+        "within one",
+        "fluent",
+        "ppl (median)",
+        "relevance",
+        "composite",
+        "tokens",
+    ]
+    table = tabulate(lines, headers=headers, tablefmt=tablefmt)
+    cuts = model_cuts([row for row in rows if row.scores])
+    notes = [
+        f"{model}: fluent = ppl <= {cut.max_perplexity:.1f} and 3-gram repetition <= "
+        f"{cut.max_repetition:.2f}; relevant = similarity >= {cut.min_relevance:.2f} "
+        f"(cuts from {cut.source})"
+        for model, cut in cuts.items()
+    ]
+    return "\n".join([table, "Values: mean [95% bootstrap CI].", *notes])

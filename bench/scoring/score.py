@@ -1,0 +1,56 @@
+"""Raw scores of generations, stored with each row; cuts and aggregates are made at report time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.data.levels import LEVELS, Level
+from bench.data.scenarios import Scenario
+from bench.models.loading import LoadedModel
+from bench.scoring.bloom import BloomClassifier, trained_classifier
+from bench.scoring.embeddings import sentence_encoder
+from bench.scoring.fluency import distinct_n, perplexities, repetition_rate
+from bench.scoring.relevance import relevance, scenario_text
+
+
+@dataclass
+class GenerationScorer:
+    """Bloom level (classifier), fluency (under the unsteered reference LM) and relevance."""
+
+    classifier: BloomClassifier
+
+    @classmethod
+    def default(cls) -> GenerationScorer:
+        return cls(trained_classifier())
+
+    def score(
+        self, reference: LoadedModel, scenarios: list[Scenario], texts: list[str], target: Level
+    ) -> list[dict[str, Any]]:
+        """One dict per text. `reference` must run without steering hooks."""
+        probs = self.classifier.predict_proba(texts)
+        ppl = perplexities(reference, texts)
+        sims = relevance(
+            sentence_encoder(),
+            texts,
+            [scenario_text(s.question, s.student_answer) for s in scenarios],
+        )
+        rows = []
+        for i, text in enumerate(texts):
+            predicted = LEVELS[int(probs[i].argmax())]
+            rows.append(
+                {
+                    "pred_level": predicted.value,
+                    "level_probs": {
+                        level.value: round(float(p), 5)
+                        for level, p in zip(LEVELS, probs[i], strict=True)
+                    },
+                    "on_target": predicted == target,
+                    "level_distance": abs(predicted.index - target.index),
+                    "perplexity": ppl[i],
+                    "repetition": repetition_rate(text),
+                    "distinct_2": distinct_n(text, 2),
+                    "relevance": sims[i],
+                }
+            )
+        return rows
