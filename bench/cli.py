@@ -61,6 +61,7 @@ def _split_levels(
 @click.option("--limit", type=int, help="Use only the first N scenarios (smoke runs).")
 @click.option("--store", help="SQLite results store (resumed if it exists).")
 @click.option("--greedy", is_flag=True, default=None, help="Greedy decoding instead of sampling.")
+@click.option("--confusion", is_flag=True, help="Also print confusion matrices.")
 @click.argument("overrides", nargs=-1)
 @friendly_errors
 def run(
@@ -72,6 +73,7 @@ def run(
     limit: int | None,
     store: str | None,
     greedy: bool | None,
+    confusion: bool,
     overrides: tuple[str, ...],
 ) -> None:
     """Generate (and store) feedback for every cell of the grid, then print a per-level table.
@@ -79,7 +81,7 @@ def run(
     OVERRIDES are key=value pairs applied last, e.g. batch_size=4 decoding.temperature=1.0.
     """
     from bench.config import load_config
-    from bench.report.tables import load_rows, per_level_table
+    from bench.report.tables import confusion_tables, load_rows, per_level_table
     from bench.runner import run as run_grid
 
     extra = list(overrides) + (["decoding.greedy=true"] if greedy else [])
@@ -98,7 +100,11 @@ def run(
         f"{summary.already_done} rows were already done; wrote {summary.written} new rows "
         f"to {summary.store}"
     )
-    click.echo(per_level_table(load_rows(summary.store, summary.cell_hashes)))
+    rows = load_rows(summary.store, summary.cell_hashes)
+    click.echo(per_level_table(rows))
+    if confusion:
+        click.echo("\nConfusion (scorer's predicted level per target level):")
+        click.echo(confusion_tables(rows))
 
 
 @main.group(invoke_without_command=True)
@@ -211,13 +217,16 @@ def data() -> None:
 @click.option("--model", default="smollm2-135m", show_default=True)
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--max-new-tokens", default=64, show_default=True)
+@click.option(
+    "--dtype", default="auto", show_default=True, help="auto, float32, bfloat16, float16."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @friendly_errors
-def perf(model: str, batch_size: int, max_new_tokens: int, as_json: bool) -> None:
+def perf(model: str, batch_size: int, max_new_tokens: int, dtype: str, as_json: bool) -> None:
     """Measure load times (cold conversion vs cache) and batched vs unbatched tokens/s."""
     from bench.perf import measure
 
-    report = measure(model, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    report = measure(model, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(report), indent=2))
     else:

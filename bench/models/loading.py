@@ -30,6 +30,17 @@ from bench.models.registry import ModelSpec, resolve
 from bench.models.tiny import tiny_model, tiny_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = ("auto", *DTYPES)
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """'auto' is bfloat16 on a GPU and float32 on a CPU: CPUs without native bf16 matmul
+    (AVX2-only ones, like the CI machines) run bf16 hundreds of times slower."""
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if name not in DTYPES:
+        raise BenchError(f"unknown dtype {name!r}; choose from: {', '.join(DTYPE_CHOICES)}")
+    return DTYPES[name]
 
 
 @dataclass
@@ -149,14 +160,13 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(name: str, dtype: str = "bfloat16", device: str | None = None) -> LoadedModel:
+def load_model(name: str, dtype: str = "auto", device: str | None = None) -> LoadedModel:
     """Load a model by alias, local directory or hub id (hub ids only from the local cache)."""
-    if dtype not in DTYPES:
-        raise BenchError(f"unknown dtype {dtype!r}; choose from: {', '.join(DTYPES)}")
-    spec = resolve(name)
     device = device or default_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    spec = resolve(name)
     if spec.kind == "tiny":
-        model = tiny_model(spec.alias).to(device=device, dtype=DTYPES[dtype])
+        model = tiny_model(spec.alias).to(device=device, dtype=torch_dtype)
         tokenizer = tiny_tokenizer()
         sha256 = state_dict_sha256(model)
     else:
@@ -175,7 +185,7 @@ def load_model(name: str, dtype: str = "bfloat16", device: str | None = None) ->
                 else Path(snapshot_download(spec.source, local_files_only=True))
             )
             sha256 = _hub_fingerprint(directory)
-        model = load_directory(directory, DTYPES[dtype], device)
+        model = load_directory(directory, torch_dtype, device)
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:

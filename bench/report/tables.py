@@ -60,3 +60,16 @@ def per_level_table(rows: list[GenerationRow], tablefmt: str = "github") -> str:
         for model, cut in cuts.items()
     ]
     return "\n".join([table, "Values: mean [95% bootstrap CI].", *notes])
+
+
+def confusion_tables(rows: list[GenerationRow], tablefmt: str = "github") -> str:
+    """Per (model, method, hparams): target level (rows) x predicted level (columns) counts."""
+    blocks = []
+    cells = aggregate(rows)
+    for key in dict.fromkeys((c.model, c.method, c.hparams) for c in cells):
+        group = [c for c in cells if (c.model, c.method, c.hparams) == key]
+        lines = [[c.level, *c.predicted.values()] for c in group]
+        headers = ["target \\ predicted", *group[0].predicted]
+        title = " ".join(part for part in key if part != "-")
+        blocks.append(f"{title}\n{tabulate(lines, headers=headers, tablefmt=tablefmt)}")
+    return "\n\n".join(blocks)
