@@ -160,7 +160,7 @@ def _generate_rows(
     seeds = [row_seed(cell.seed, s.id, cell.level) for s in batch]
     with steerer.steering(lm, cell.level, cell.strength):
         outputs = generate(lm, prompts, config.decoding, seeds)
-    scores = scorer.score(lm, batch, [o.text for o in outputs], cell.level)
+    scores = scorer.score(lm, batch, prompts, [o.text for o in outputs], cell.level)
     return [
         GenerationRow(
             cell_hash=cell_hash,

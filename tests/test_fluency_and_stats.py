@@ -10,7 +10,7 @@ import torch
 
 from bench.models.loading import LoadedModel
 from bench.report.stats import bootstrap, harmonic_composite
-from bench.scoring.fluency import distinct_n, perplexities, repetition_rate
+from bench.scoring.fluency import distinct_n, perplexities, prompt_copy_rate, repetition_rate
 
 
 def test_perplexity_matches_a_hand_computation(tiny_llama: LoadedModel) -> None:
@@ -64,3 +64,12 @@ def test_harmonic_composite_is_zero_if_any_criterion_is() -> None:
     assert harmonic_composite(rates) == 0.0
     both = np.array([[1, 1, 1], [1, 0, 1]], dtype=float)
     assert harmonic_composite(both) == pytest.approx(3 / (1 + 2 + 1))
+
+
+def test_prompt_copy_rate() -> None:
+    prompt = "The thing you ask the student to do next must be at the Analyze level"
+    assert prompt_copy_rate("the thing you ask the student to do", prompt) == 1.0
+    assert prompt_copy_rate("Which of the two causes mattered more here?", prompt) == 0.0
+    # 5 word 4-grams; only "ask the student to" occurs in the prompt
+    copied = prompt_copy_rate("ask the student to write three more lines", prompt)
+    assert copied == pytest.approx(1 / 5)

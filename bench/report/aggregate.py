@@ -1,8 +1,9 @@
 """Per-cell aggregates of stored scores, each with a bootstrap 95% interval.
 
 Binary cuts are relative to the unsteered control (`none`) of the same model: a text is
-fluent when its perplexity and repetition are at most the control's 95th percentiles, and
-relevant when its similarity to the scenario is at least the control's 5th percentile.
+fluent when its perplexity, repetition and prompt copying are at most the control's 95th
+percentiles, and relevant when its similarity to the scenario is at least the control's
+5th percentile.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Cuts:
 
     max_perplexity: float
     max_repetition: float
+    max_prompt_copy: float
     min_relevance: float
     source: str
     """'control' when taken from the unsteered rows, 'all rows' when there were none."""
@@ -36,6 +38,7 @@ class Cuts:
         return cls(
             max_perplexity=float(np.quantile(ppl, 0.95)) if ppl else math.inf,
             max_repetition=float(np.quantile([r.scores["repetition"] for r in rows], 0.95)),
+            max_prompt_copy=float(np.quantile([r.scores["prompt_copy"] for r in rows], 0.95)),
             min_relevance=float(np.quantile([r.scores["relevance"] for r in rows], 0.05)),
             source=source,
         )
@@ -46,6 +49,7 @@ class Cuts:
             not math.isnan(ppl)
             and ppl <= self.max_perplexity
             and scores["repetition"] <= self.max_repetition
+            and scores["prompt_copy"] <= self.max_prompt_copy
         )
 
     def relevant(self, scores: dict) -> bool:
@@ -66,6 +70,7 @@ class CellAggregate:
     fluent: Estimate
     perplexity: Estimate
     relevance: Estimate
+    prompt_copy: Estimate
     composite: Estimate
     tokens: float
     predicted: dict[str, int] = field(default_factory=dict)
@@ -116,6 +121,7 @@ def aggregate(
                 fluent=bootstrap(fluent),
                 perplexity=bootstrap(ppl, statistic=np.median),
                 relevance=bootstrap([r.scores["relevance"] for r in group]),
+                prompt_copy=bootstrap([r.scores["prompt_copy"] for r in group]),
                 composite=bootstrap(
                     np.stack([on_target, fluent, relevant], axis=1), statistic=harmonic_composite
                 ),

@@ -32,6 +32,7 @@ def per_level_table(rows: list[GenerationRow], tablefmt: str = "github") -> str:
             str(c.fluent),
             f"{c.perplexity.value:.1f}",
             str(c.relevance),
+            f"{c.prompt_copy.value:.2f}",
             str(c.composite),
             f"{c.tokens:.0f}",
         ]
@@ -48,14 +49,16 @@ def per_level_table(rows: list[GenerationRow], tablefmt: str = "github") -> str:
         "fluent",
         "ppl (median)",
         "relevance",
+        "copy",
         "composite",
         "tokens",
     ]
     table = tabulate(lines, headers=headers, tablefmt=tablefmt)
     cuts = model_cuts([row for row in rows if row.scores])
     notes = [
-        f"{model}: fluent = ppl <= {cut.max_perplexity:.1f} and 3-gram repetition <= "
-        f"{cut.max_repetition:.2f}; relevant = similarity >= {cut.min_relevance:.2f} "
+        f"{model}: fluent = ppl <= {cut.max_perplexity:.1f}, 3-gram repetition <= "
+        f"{cut.max_repetition:.2f} and prompt 4-gram copying <= {cut.max_prompt_copy:.2f}; "
+        f"relevant = similarity >= {cut.min_relevance:.2f} "
         f"(cuts from {cut.source})"
         for model, cut in cuts.items()
     ]

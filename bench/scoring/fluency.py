@@ -26,6 +26,18 @@ def repetition_rate(text: str, n: int = 3) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
+def prompt_copy_rate(text: str, prompt: str, n: int = 4) -> float:
+    """Share of the text's word n-grams that also occur in its prompt (1 = parrots the prompt).
+
+    Small models asked for a level often recite the instruction ("...must be at the 'Analyze'
+    level of Bloom's taxonomy..."), which a level classifier would reward."""
+    grams = _ngrams(_words(text), n)
+    if not grams:
+        return 0.0
+    source = set(_ngrams(_words(prompt), n))
+    return sum(gram in source for gram in grams) / len(grams)
+
+
 def distinct_n(text: str, n: int = 2) -> float:
     """Distinct word n-grams / all word n-grams (1 = no repetition); 0 for texts too short."""
     grams = _ngrams(_words(text), n)

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.data.levels import LEVELS, Level
+from bench.data.prompts import Message
 from bench.data.scenarios import Scenario
 from bench.models.loading import LoadedModel
 from bench.scoring.bloom import BloomClassifier, trained_classifier
 from bench.scoring.embeddings import sentence_encoder
-from bench.scoring.fluency import distinct_n, perplexities, repetition_rate
+from bench.scoring.fluency import distinct_n, perplexities, prompt_copy_rate, repetition_rate
 from bench.scoring.relevance import relevance, scenario_text
 
 
@@ -25,9 +26,15 @@ class GenerationScorer:
         return cls(trained_classifier())
 
     def score(
-        self, reference: LoadedModel, scenarios: list[Scenario], texts: list[str], target: Level
+        self,
+        reference: LoadedModel,
+        scenarios: list[Scenario],
+        prompts: list[list[Message]],
+        texts: list[str],
+        target: Level,
     ) -> list[dict[str, Any]]:
-        """One dict per text. `reference` must run without steering hooks."""
+        """One dict per text. `reference` must run without steering hooks; `prompts` are the
+        messages each text was generated from (to measure copying, not to know the method)."""
         probs = self.classifier.predict_proba(texts)
         ppl = perplexities(reference, texts)
         sims = relevance(
@@ -50,6 +57,9 @@ class GenerationScorer:
                     "perplexity": ppl[i],
                     "repetition": repetition_rate(text),
                     "distinct_2": distinct_n(text, 2),
+                    "prompt_copy": prompt_copy_rate(
+                        text, " ".join(m["content"] for m in prompts[i])
+                    ),
                     "relevance": sims[i],
                 }
             )
