@@ -214,6 +214,31 @@ def data() -> None:
 
 
 @main.command()
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Markdown file (default: stdout).")
+@click.option("--title", default="Results", show_default=True)
+@click.option("--how", default="", help="Which commands made the store (written under the title).")
+@friendly_errors
+def report(store: str, out: str | None, title: str, how: str) -> None:
+    """Write a Markdown results page (provenance, per-level table, confusion) from a store."""
+    from pathlib import Path
+
+    from bench.report.markdown import results_page
+    from bench.report.tables import load_rows
+
+    if not Path(store).is_file():
+        raise BenchError(f"store not found: {store}")
+    page = results_page(load_rows(store), title, how)
+    if out is None:
+        click.echo(page)
+        return
+    staging = Path(f"{out}.tmp")
+    staging.write_text(page, encoding="utf-8")
+    staging.replace(out)
+    click.echo(f"wrote {out}", err=True)
+
+
+@main.command()
 @click.option("--model", default="smollm2-135m", show_default=True)
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--max-new-tokens", default=64, show_default=True)

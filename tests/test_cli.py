@@ -164,3 +164,21 @@ def test_models_lists_the_registry() -> None:
     assert result.exit_code == 0
     for alias in ("smollm2-135m", "phi-3-mini", "mistral-7b", "tiny-phi3"):
         assert alias in result.stdout
+
+
+def test_report_writes_a_results_page(tmp_path: Path) -> None:
+    store = tmp_path / "r.sqlite"
+    _run("--model", "tiny-llama", "--levels", "Apply", "--limit", "2", "--store", str(store), *FAST)
+    out = tmp_path / "page.md"
+    result = CliRunner().invoke(
+        main, ["report", str(store), "--out", str(out), "--how", "Made by `bench run`."]
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "Made by `bench run`." in page and "git commit(s)" in page and "config hash(es)" in page
+    assert "| tiny-llama | prompting" in page and "target \\ predicted" in page
+
+
+def test_report_on_a_missing_store_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "none.sqlite")])
+    assert result.exit_code == 2 and "store not found" in result.stderr

@@ -60,10 +60,9 @@ def test_bootstrap_of_a_constant_has_no_width() -> None:
 
 
 def test_harmonic_composite_is_zero_if_any_criterion_is() -> None:
-    rates = np.array([[1, 1, 0], [1, 0, 0]], dtype=float)
-    assert harmonic_composite(rates) == 0.0
-    both = np.array([[1, 1, 1], [1, 0, 1]], dtype=float)
-    assert harmonic_composite(both) == pytest.approx(3 / (1 + 2 + 1))
+    criteria = np.array([[1, 1, 0], [1, 1, 1], [0.5, 1, 1], [0, 0.9, 0.9]])
+    expected = [0.0, 1.0, 3 / (2 + 1 + 1), 0.0]
+    assert harmonic_composite(criteria) == pytest.approx(expected)
 
 
 def test_prompt_copy_rate() -> None:

@@ -3,7 +3,8 @@
 Binary cuts are relative to the unsteered control (`none`) of the same model: a text is
 fluent when its perplexity, repetition and prompt copying are at most the control's 95th
 percentiles, and relevant when its similarity to the scenario is at least the control's
-5th percentile.
+5th percentile. The composite is the per-text harmonic mean of on-target, fluent and
+relevant (0 if any is 0), averaged over texts.
 """
 
 from __future__ import annotations
@@ -15,10 +16,35 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.data.levels import LEVELS
+from bench.errors import DataError
 from bench.report.stats import Estimate, bootstrap, harmonic_composite
 from bench.store import GenerationRow
 
 CONTROL_METHOD = "none"
+REQUIRED_SCORES = frozenset(
+    {
+        "pred_level",
+        "on_target",
+        "level_distance",
+        "perplexity",
+        "repetition",
+        "prompt_copy",
+        "relevance",
+    }
+)
+
+
+def scored_rows(rows: list[GenerationRow]) -> list[GenerationRow]:
+    """Rows that carry scores; rows scored by an older bench (missing scores) are an error."""
+    scored = [row for row in rows if row.scores]
+    stale = [row for row in scored if not row.scores.keys() >= REQUIRED_SCORES]
+    if stale:
+        missing = sorted(REQUIRED_SCORES - stale[0].scores.keys())
+        raise DataError(
+            f"{len(stale)} stored rows lack the score(s) {', '.join(missing)}: they were written "
+            "by an older bench; run again into a new store"
+        )
+    return scored
 
 
 @dataclass(frozen=True)
@@ -97,7 +123,7 @@ def aggregate(
     rows: list[GenerationRow], cuts: dict[str, Cuts] | None = None
 ) -> list[CellAggregate]:
     """One aggregate per (model, method, hparams, level); rows without scores are skipped."""
-    scored = [row for row in rows if row.scores]
+    scored = scored_rows(rows)
     cuts = cuts or model_cuts(scored)
     groups: dict[tuple[str, str, str, str], list[GenerationRow]] = defaultdict(list)
     for row in scored:
@@ -123,7 +149,7 @@ def aggregate(
                 relevance=bootstrap([r.scores["relevance"] for r in group]),
                 prompt_copy=bootstrap([r.scores["prompt_copy"] for r in group]),
                 composite=bootstrap(
-                    np.stack([on_target, fluent, relevant], axis=1), statistic=harmonic_composite
+                    harmonic_composite(np.stack([on_target, fluent, relevant], axis=1))
                 ),
                 tokens=float(np.mean([r.n_tokens for r in group])),
                 predicted={

@@ -41,9 +41,14 @@ def bootstrap(
     return Estimate(float(statistic(data)), float(low), float(high), n)
 
 
-def harmonic_composite(rates: np.ndarray) -> float:
-    """Harmonic mean of per-criterion rates (columns of a 0/1 matrix); 0 if any rate is 0."""
-    means = np.asarray(rates, dtype=float).mean(axis=0)
-    if np.any(means <= 0):
-        return 0.0
-    return float(len(means) / np.sum(1.0 / means))
+def harmonic_composite(criteria: np.ndarray) -> np.ndarray:
+    """Per row, the harmonic mean of its criteria (columns in [0, 1]); 0 if any is 0.
+
+    Scoring each text on its own means a method cannot trade criteria across texts: a text
+    that hits the level by reciting the instruction (not fluent) counts 0, whatever its
+    neighbours do. With 0/1 criteria a row is 1 exactly when it meets all of them.
+    """
+    values = np.asarray(criteria, dtype=float)
+    safe = np.where(values > 0, values, 1.0)
+    harmonic = values.shape[1] / np.sum(1.0 / safe, axis=1)
+    return np.where(np.all(values > 0, axis=1), harmonic, 0.0)

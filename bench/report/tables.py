@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from tabulate import tabulate
 
-from bench.report.aggregate import aggregate, model_cuts
+from bench.report.aggregate import aggregate, model_cuts, scored_rows
 from bench.store import GenerationRow, ResultsStore
 
 
@@ -54,7 +54,7 @@ def per_level_table(rows: list[GenerationRow], tablefmt: str = "github") -> str:
         "tokens",
     ]
     table = tabulate(lines, headers=headers, tablefmt=tablefmt)
-    cuts = model_cuts([row for row in rows if row.scores])
+    cuts = model_cuts(scored_rows(rows))
     notes = [
         f"{model}: fluent = ppl <= {cut.max_perplexity:.1f}, 3-gram repetition <= "
         f"{cut.max_repetition:.2f} and prompt 4-gram copying <= {cut.max_prompt_copy:.2f}; "
