@@ -75,9 +75,6 @@ class RunConfig:
         payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 _TUPLE_FIELDS = {"models", "methods", "levels", "layers", "strengths", "seeds"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 
@@ -102,7 +102,7 @@ def _check_models(config: RunConfig) -> None:
             )
 
 
-def run(config: RunConfig, loader: Callable[[str], LoadedModel] | None = None) -> RunSummary:
+def run(config: RunConfig) -> RunSummary:
     """Run every missing (cell, scenario) of the grid into `config.store`.
 
     Everything the user can get wrong (names, levels, data, models) is checked before the
@@ -114,7 +114,6 @@ def run(config: RunConfig, loader: Callable[[str], LoadedModel] | None = None) -
     fingerprint = _data_fingerprint(scenarios)  # of the whole split, so --limit runs resume
     scenarios = scenarios[: config.limit]
     exemplars = load_exemplars(config.exemplars)
-    load = loader or (lambda name: load_model(name, dtype=config.dtype))
     hashes = {cell: cell.hash(config, fingerprint) for cell in cells}
 
     with ResultsStore(config.store) as store:
@@ -129,7 +128,7 @@ def run(config: RunConfig, loader: Callable[[str], LoadedModel] | None = None) -
                 model_cells = [cell for cell in todo if cell.model == model_name]
                 if not model_cells:
                     continue
-                lm = load(model_name)
+                lm = load_model(model_name, dtype=config.dtype)
                 steerers: dict[tuple[str, int | None], Steerer] = {}
                 for cell in model_cells:
                     key = (cell.method, cell.layer)

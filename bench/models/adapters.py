@@ -45,10 +45,6 @@ class Adapter:
         )
         return config.num_attention_heads * head_dim
 
-    @property
-    def hidden_size(self) -> int:
-        return self.model.config.hidden_size
-
     def _block(self, layer: int) -> nn.Module:
         if not -self.n_layers <= layer < self.n_layers:
             raise UnknownNameError(

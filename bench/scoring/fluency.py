@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import torch
 
@@ -75,8 +74,3 @@ def perplexities(lm: LoadedModel, texts: list[str], batch_size: int = 16) -> lis
             mean = (token_nll[row] * scored[row]).sum().item() / count if count else math.nan
             results.append(math.exp(mean) if count else math.nan)
     return results
-
-
-def ngram_counts(text: str, n: int) -> Counter:
-    """Word n-gram counts (for inspection and the evaluate module)."""
-    return Counter(_ngrams(_words(text), n))
