@@ -81,6 +81,7 @@ def run(
     OVERRIDES are key=value pairs applied last, e.g. batch_size=4 decoding.temperature=1.0.
     """
     from bench.config import load_config
+    from bench.report.aggregate import summarize
     from bench.report.tables import confusion_tables, load_rows, per_level_table
     from bench.runner import run as run_grid
 
@@ -100,11 +101,11 @@ def run(
         f"{summary.already_done} rows were already done; wrote {summary.written} new rows "
         f"to {summary.store}"
     )
-    rows = load_rows(summary.store, summary.cell_hashes)
-    click.echo(per_level_table(rows))
+    cells, cuts = summarize(load_rows(summary.store, summary.cell_hashes))
+    click.echo(per_level_table(cells, cuts))
     if confusion:
         click.echo("\nConfusion (scorer's predicted level per target level):")
-        click.echo(confusion_tables(rows))
+        click.echo(confusion_tables(cells))
 
 
 @main.group(invoke_without_command=True)

@@ -159,3 +159,9 @@ def aggregate(
             )
         )
     return results
+
+
+def summarize(rows: list[GenerationRow]) -> tuple[list[CellAggregate], dict[str, Cuts]]:
+    """Aggregates and the cuts they used, computed once for every table built from them."""
+    cuts = model_cuts(scored_rows(rows))
+    return aggregate(rows, cuts), cuts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from bench.report.aggregate import summarize
 from bench.report.tables import confusion_tables, per_level_table
 from bench.store import GenerationRow
 
@@ -15,6 +16,7 @@ def results_page(rows: list[GenerationRow], title: str, how: str) -> str:
     weights = sorted({(row.model, row.weights_sha256) for row in rows})
     versions = rows[0].versions if rows else {}
     created = sorted(row.created_at for row in rows)
+    cells, cuts = summarize(rows)
     lines = [
         f"# {title}",
         "",
@@ -30,11 +32,11 @@ def results_page(rows: list[GenerationRow], title: str, how: str) -> str:
         "",
         "## Per target level",
         "",
-        per_level_table(rows),
+        per_level_table(cells, cuts),
         "",
         "## Confusion (scorer's predicted level per target level)",
         "",
-        confusion_tables(rows),
+        confusion_tables(cells),
         "",
     ]
     return "\n".join(lines)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from tabulate import tabulate
 
-from bench.report.aggregate import aggregate, model_cuts, scored_rows
+from bench.report.aggregate import CellAggregate, Cuts
 from bench.store import GenerationRow, ResultsStore
 
 
@@ -17,9 +17,10 @@ def load_rows(store_path: str, cell_hashes: Iterable[str] | None = None) -> list
         return [row for row in store.rows() if wanted is None or row.cell_hash in wanted]
 
 
-def per_level_table(rows: list[GenerationRow], tablefmt: str = "github") -> str:
+def per_level_table(
+    cells: list[CellAggregate], cuts: dict[str, Cuts], tablefmt: str = "github"
+) -> str:
     """One line per (model, method, hyperparameters, target level), values with 95% CIs."""
-    cells = aggregate(rows)
     lines = [
         [
             c.model,
@@ -54,7 +55,6 @@ def per_level_table(rows: list[GenerationRow], tablefmt: str = "github") -> str:
         "tokens",
     ]
     table = tabulate(lines, headers=headers, tablefmt=tablefmt)
-    cuts = model_cuts(scored_rows(rows))
     notes = [
         f"{model}: fluent = ppl <= {cut.max_perplexity:.1f}, 3-gram repetition <= "
         f"{cut.max_repetition:.2f} and prompt 4-gram copying <= {cut.max_prompt_copy:.2f}; "
@@ -65,10 +65,9 @@ def per_level_table(rows: list[GenerationRow], tablefmt: str = "github") -> str:
     return "\n".join([table, "Values: mean [95% bootstrap CI].", *notes])
 
 
-def confusion_tables(rows: list[GenerationRow], tablefmt: str = "github") -> str:
+def confusion_tables(cells: list[CellAggregate], tablefmt: str = "github") -> str:
     """Per (model, method, hparams): target level (rows) x predicted level (columns) counts."""
     blocks = []
-    cells = aggregate(rows)
     for key in dict.fromkeys((c.model, c.method, c.hparams) for c in cells):
         group = [c for c in cells if (c.model, c.method, c.hparams) == key]
         lines = [[c.level, *c.predicted.values()] for c in group]

@@ -67,10 +67,12 @@ class BloomClassifier:
         )
         self.model = LogisticRegression(C=self.settings.c, max_iter=2000)
 
-    def _features(self, texts: list[str], fit: bool = False) -> sparse.csr_matrix:
-        blocks = [
-            sparse.csr_matrix(sentence_encoder().encode(texts) * self.settings.embedding_weight)
-        ]
+    def _features(
+        self, texts: list[str], fit: bool = False, embeddings: np.ndarray | None = None
+    ) -> sparse.csr_matrix:
+        if embeddings is None:
+            embeddings = sentence_encoder().encode(texts)
+        blocks = [sparse.csr_matrix(embeddings * self.settings.embedding_weight)]
         if self.settings.verb_weight > 0:
             blocks.append(sparse.csr_matrix(verb_features(texts) * self.settings.verb_weight))
         if self.settings.lexical_weight > 0:
@@ -85,12 +87,16 @@ class BloomClassifier:
         self.model.fit(self._features(texts, fit=True), labels)
         return self
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """[n, 6] probabilities in taxonomy order (Remember ... Create)."""
+    def predict_proba(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """[n, 6] probabilities in taxonomy order (Remember ... Create).
+
+        `embeddings`: the texts' sentence embeddings, if the caller has them already."""
         if not texts:
             return np.zeros((0, len(LEVELS)))
         probs = np.zeros((len(texts), len(LEVELS)))
-        probs[:, self.model.classes_] = self.model.predict_proba(self._features(texts))
+        probs[:, self.model.classes_] = self.model.predict_proba(
+            self._features(texts, embeddings=embeddings)
+        )
         return probs
 
     def predict(self, texts: list[str]) -> list[Level]:

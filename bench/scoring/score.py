@@ -35,12 +35,13 @@ class GenerationScorer:
     ) -> list[dict[str, Any]]:
         """One dict per text. `reference` must run without steering hooks; `prompts` are the
         messages each text was generated from (to measure copying, not to know the method)."""
-        probs = self.classifier.predict_proba(texts)
+        encoder = sentence_encoder()
+        embeddings = encoder.encode(texts)  # once, for both the level and the relevance
+        probs = self.classifier.predict_proba(texts, embeddings=embeddings)
         ppl = perplexities(reference, texts)
         sims = relevance(
-            sentence_encoder(),
-            texts,
-            [scenario_text(s.question, s.student_answer) for s in scenarios],
+            embeddings,
+            encoder.encode([scenario_text(s.question, s.student_answer) for s in scenarios]),
         )
         rows = []
         for i, text in enumerate(texts):
