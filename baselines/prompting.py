@@ -1,27 +1,33 @@
-"""Zero-shot prompting: the instruction names the target Bloom level and defines it."""
+"""Zero-shot prompting: the task's prompt plus one instruction asking for the target level."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from bench.data.instructions import WORDINGS, level_instruction
 from bench.data.levels import Level
-from bench.data.prompts import Message, feedback_messages
 from bench.data.scenarios import Scenario
-from bench.methods.base import PromptOnly
+from bench.data.tasks import Message
+from bench.methods.base import HParam, Steerer
 
 
-def level_instruction(level: Level) -> str:
-    """The sentence that asks for feedback at `level`."""
-    return (
-        f"The thing you ask the student to do next must be at the '{level.value}' level of "
-        f"Bloom's taxonomy, that is: {level.definition}."
-    )
-
-
-class ZeroShotPrompting(PromptOnly):
-    """Steer by asking: the control's prompt plus one instruction naming and defining the level."""
+class ZeroShotPrompting(Steerer):
+    """Steer by asking: `named` names and defines the level, `described` describes the
+    thinking asked for without naming a taxonomy."""
 
     name: ClassVar[str] = "prompting"
+    role: ClassVar[str | None] = "prompting"
+    hparams: ClassVar[tuple[HParam, ...]] = (
+        HParam(
+            "wording",
+            "str",
+            "named",
+            "How the instruction asks for the level.",
+            stage="build",
+            choices=WORDINGS,
+        ),
+    )
 
     def prompt(self, scenario: Scenario, level: Level) -> list[Message]:
-        return feedback_messages(scenario, instruction=level_instruction(level))
+        instruction = level_instruction(level, self.build_hparams["wording"])
+        return self.task.messages(scenario, instruction=instruction)

@@ -1,19 +1,14 @@
-"""The unsteered control: the plain feedback prompt, no target level, no hooks."""
+"""The unsteered control: the task's plain prompt, no target level, no hooks."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from bench.data.levels import Level
-from bench.data.prompts import Message, feedback_messages
-from bench.data.scenarios import Scenario
-from bench.methods.base import PromptOnly
+from bench.methods.base import Steerer
 
 
-class Unsteered(PromptOnly):
-    """What the model writes with no steering: the baseline every method must beat."""
+class Unsteered(Steerer):
+    """What the model writes with no steering: the reference every method must beat."""
 
     name: ClassVar[str] = "none"
-
-    def prompt(self, scenario: Scenario, level: Level) -> list[Message]:
-        return feedback_messages(scenario)
+    role: ClassVar[str | None] = "control"

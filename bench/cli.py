@@ -82,7 +82,13 @@ def run(
     """
     from bench.config import load_config
     from bench.report.aggregate import summarize
-    from bench.report.tables import confusion_tables, load_rows, per_level_table
+    from bench.report.tables import (
+        confusion_tables,
+        differences_table,
+        load_rows,
+        per_level_table,
+        run_heading,
+    )
     from bench.runner import run as run_grid
 
     extra = list(overrides) + (["decoding.greedy=true"] if greedy else [])
@@ -97,15 +103,18 @@ def run(
         store=store,
     )
     summary = run_grid(config)
+    rescored = f" ({summary.rescored} of them rescored texts)" if summary.rescored else ""
     click.echo(
-        f"{summary.already_done} rows were already done; wrote {summary.written} new rows "
-        f"to {summary.store}"
+        f"{summary.already_done} rows were already done; wrote {summary.written} new rows"
+        f"{rescored} to {summary.store}"
     )
-    cells, cuts = summarize(load_rows(summary.store, summary.cell_hashes))
-    click.echo(per_level_table(cells, cuts))
-    if confusion:
-        click.echo("\nConfusion (scorer's predicted level per target level):")
-        click.echo(confusion_tables(cells))
+    for run_summary in summarize(load_rows(summary.store, summary.cell_hashes)):
+        click.echo(f"\n{run_heading(run_summary)}\n")
+        click.echo(per_level_table(run_summary))
+        click.echo(f"\n{differences_table(run_summary)}")
+        if confusion:
+            click.echo("\nConfusion (level the scorer reads, per target level):")
+            click.echo(confusion_tables(run_summary))
 
 
 @main.group(invoke_without_command=True)
@@ -155,34 +164,97 @@ def score() -> None:
 @score.command("file")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--text-column", default="text", show_default=True)
+@click.option("--question-column", help="The scenario's question (relevance, restating).")
+@click.option("--answer-column", help="The student's answer (relevance, perplexity context).")
+@click.option("--subject-column", help="The scenario's subject (optional).")
+@click.option("--target-column", help="Target level per row (on-target, success).")
+@click.option("--model", help="Model alias for perplexity given the control prompt.")
+@click.option("--task", "task_name", default="question", show_default=True)
+@click.option(
+    "--cuts-from",
+    type=click.Path(dir_okay=False),
+    help="Results store whose control run (same model and task) gives the fluency cuts.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="Output CSV (default: stdout).")
 @friendly_errors
-def score_file(path: str, text_column: str, out: str | None) -> None:
-    """Add `pred_level` and one probability column per level to a CSV."""
-    from bench.scoring.csv_scoring import score_csv
+def score_file(
+    path: str,
+    text_column: str,
+    question_column: str | None,
+    answer_column: str | None,
+    subject_column: str | None,
+    target_column: str | None,
+    model: str | None,
+    task_name: str,
+    cuts_from: str | None,
+    out: str | None,
+) -> None:
+    """Write every per-text criterion of the benchmark for the texts of a CSV."""
+    from bench.data.tasks import task_from_config
+    from bench.models.loading import load_model
+    from bench.scoring.csv_scoring import CsvColumns, note_json, score_csv, write_atomically
 
-    text = score_csv(path, text_column, out)
-    if text is not None:
+    task = task_from_config(task_name)
+    if model is not None and question_column is None:
+        raise BenchError("--model needs --question-column and --answer-column (the context)")
+    cuts = _control_cuts(cuts_from, model, task.name) if cuts_from else None
+    columns = CsvColumns(text_column, question_column, answer_column, subject_column, target_column)
+    lm = load_model(model) if model else None
+    text, note = score_csv(path, columns, task, lm, cuts)
+    if out is None:
         click.echo(text, nl=False)
-    else:
-        click.echo(f"wrote {out}", err=True)
+        click.echo(note_json(note), err=True)
+        return
+    write_atomically(out, text)
+    write_atomically(f"{out}.json", note_json(note) + "\n")
+    click.echo(f"wrote {out} (what was computed, with which cuts: {out}.json)", err=True)
+
+
+def _control_cuts(store: str, model: str | None, task: str):
+    """Fluency cuts of the newest run in `store` with control rows for `model` and `task`."""
+    from pathlib import Path
+
+    from bench.report.aggregate import summarize
+    from bench.report.tables import load_rows
+
+    if model is None:
+        raise BenchError("--cuts-from needs --model (perplexity is what the cuts apply to)")
+    if not Path(store).is_file():
+        raise BenchError(f"store not found: {store}")
+    runs = [
+        run
+        for run in summarize(load_rows(store))
+        if run.model == model and run.task == task and run.cuts is not None
+    ]
+    if not runs:
+        raise BenchError(f"{store} has no control rows for model {model!r} and task {task!r}")
+    return runs[-1].cuts
 
 
 @score.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--external", type=click.Path(file_okay=False), help="Folder of external CSVs.")
+@click.option(
+    "--external",
+    type=click.Path(file_okay=False),
+    help="Folder of external human-labeled CSVs (text, level). Default: "
+    "../shared/data/bloom-external when it exists.",
+)
 @friendly_errors
 def validate(as_json: bool, external: str | None) -> None:
-    """Accuracy and macro-F1 on the held-out split and on external human-labeled CSVs."""
+    """Macro-F1 on the held-out splits (levels, decoys, no-verb texts, task presence) and on
+    external human-labeled CSVs."""
     from pathlib import Path
 
-    from bench.scoring.bloom import trained_classifier
-    from bench.scoring.validate import DEFAULT_EXTERNAL_DIR
+    from bench.scoring.bloom import trained_scorer
+    from bench.scoring.validate import default_external_dir
     from bench.scoring.validate import validate as run_validation
 
-    report = run_validation(
-        trained_classifier(), Path(external) if external else DEFAULT_EXTERNAL_DIR
-    )
+    folder = Path(external) if external else default_external_dir()
+    if external and not folder.is_dir():
+        raise BenchError(f"external folder not found: {external}")
+    report = run_validation(trained_scorer(), folder)
+    if folder is None:
+        click.echo("no external validation folder (give --external DIR)", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -192,13 +264,68 @@ def validate(as_json: bool, external: str | None) -> None:
     click.echo(tabulate(rows, headers=["data", "n", "accuracy", "macro-F1"]))
 
 
+@score.command()
+@click.option("--external", type=click.Path(file_okay=False), help="Folder of external CSVs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def designs(external: str | None, as_json: bool) -> None:
+    """Compare the scorer designs on every validation set (macro-F1); the chosen design has
+    the best mean over the three held-out sets."""
+    from pathlib import Path
+
+    from bench.scoring.designs import compare
+    from bench.scoring.validate import default_external_dir
+
+    folder = Path(external) if external else default_external_dir()
+    if external and not folder.is_dir():
+        raise BenchError(f"external folder not found: {external}")
+    rows = compare(folder)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(tabulate(rows, headers="keys", floatfmt=".3f", tablefmt="github"))
+
+
+@score.command()
+@click.option(
+    "--annotations",
+    type=click.Path(dir_okay=False),
+    help="Annotated generations (JSONL). Default: the project's own.",
+)
+@click.option(
+    "--store",
+    default="runs/default.sqlite",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Results store whose control run gives the fluency cuts (made by `nox -s run`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def agreement(annotations: str | None, store: str, as_json: bool) -> None:
+    """How the scorer agrees with blind human-style annotations of generated texts."""
+    from bench.scoring.agreement import agreement_report, load_annotations
+
+    data = load_annotations(annotations)
+    models = sorted({row["model"] for row in data})
+    tasks = sorted({row["task"] for row in data})
+    if len(models) != 1 or len(tasks) != 1:
+        raise BenchError("annotations must come from one model and one task")
+    cuts = _control_cuts(store, models[0], tasks[0])
+    report = agreement_report(data, cuts)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for line in report["lines"]:
+        click.echo(line)
+
+
 @main.command()
 @friendly_errors
 def data() -> None:
     """Counts of the project's data roles by split and level."""
     from collections import Counter
 
-    from bench.data.roles import load_classifier_data, load_exemplars
+    from bench.data.roles import load_classifier_data, load_decoys, load_exemplars, load_no_task
     from bench.data.scenarios import load_scenarios
 
     scenarios = load_scenarios()
@@ -207,11 +334,106 @@ def data() -> None:
         f"{len(set(scenarios['subject']))} subjects"
     )
     exemplars = load_exemplars()
-    click.echo(f"exemplars: {len(exemplars)} {dict(Counter(exemplars['level']))}")
-    classifier = load_classifier_data()
+    for form in sorted(set(exemplars["form"])):
+        levels = Counter(r["level"] for r in exemplars if r["form"] == form)
+        click.echo(f"exemplars/{form}: {sum(levels.values())} {dict(levels)}")
+    for name, data in (("classifier", load_classifier_data()), ("decoys", load_decoys())):
+        for split in ("train", "heldout"):
+            levels = Counter(r["level"] for r in data if r["split"] == split)
+            click.echo(f"{name}/{split}: {sum(levels.values())} {dict(levels)}")
+    no_task = load_no_task()
     for split in ("train", "heldout"):
-        levels = Counter(r["level"] for r in classifier if r["split"] == split)
-        click.echo(f"classifier/{split}: {sum(levels.values())} {dict(levels)}")
+        kinds = Counter(r["category"] for r in no_task if r["split"] == split)
+        click.echo(f"no-task/{split}: {sum(kinds.values())} {dict(kinds)}")
+
+
+@main.group()
+def sae() -> None:
+    """Sparse autoencoders on a model site: collect activations, train, evaluate."""
+
+
+@sae.command("collect")
+@click.option("--model", default="smollm2-135m", show_default=True)
+@click.option("--layer", type=int, required=True, help="Layer (negative counts from the end).")
+@click.option(
+    "--site", type=click.Choice(["query", "residual"]), default="query", show_default=True
+)
+@click.option("--tokens", type=int, default=2_000_000, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--sources", default="project,english", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@friendly_errors
+def sae_collect(
+    model: str, layer: int, site: str, tokens: int, batch_size: int, sources: str, out: str
+) -> None:
+    """Collect a site's activations over the corpus into bf16 safetensors shards."""
+    from bench.methods.base import normalize_layer
+    from bench.models.loading import load_model
+    from bench.sae.activations import CollectionSettings, collect
+    from bench.sae.corpus import load_corpus
+
+    lm = load_model(model)
+    layer = normalize_layer(layer, lm.adapter.n_layers, "--layer")
+    settings = CollectionSettings(layer=layer, site=site, tokens=tokens, batch_size=batch_size)
+    docs = load_corpus(lm, tuple(s.strip() for s in sources.split(",") if s.strip()))
+    meta = collect(lm, docs, settings, out)
+    click.echo(
+        f"wrote {meta['tokens']['train']:,} training and {meta['tokens']['heldout']:,} held-out "
+        f"activations to {out} ({meta['tokens_per_s']:,.0f} tokens/s)"
+    )
+
+
+@sae.command("train")
+@click.argument("store", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.argument("overrides", nargs=-1)
+@friendly_errors
+def sae_train(store: str, out: str, overrides: tuple[str, ...]) -> None:
+    """Train an SAE on an activation store. OVERRIDES: key=value of the training settings
+    (architecture=topk|relu|jumprelu, expansion, k, l1_coefficient, lr, epochs, ...)."""
+    from bench.config import apply_overrides, settings_from
+    from bench.sae.train import TrainSettings, train
+
+    settings = settings_from(TrainSettings, apply_overrides({}, list(overrides)), "sae train")
+    log = train(store, settings, out)
+    last = log["curve"][-1]
+    click.echo(
+        f"saved {settings.architecture} SAE to {out}: held-out FVE {last['fve']:.3f}, "
+        f"L0 {last['l0']:.1f}, dead {last['dead_fraction']:.3f}"
+    )
+
+
+@sae.command("eval")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False),
+    help="Activation store (default: the one the SAE was trained on).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def sae_eval(directory: str, store: str | None, as_json: bool) -> None:
+    """FVE, L0, dead latents, CE loss recovered and KL on held-out text."""
+    from pathlib import Path
+
+    from bench.models.loading import load_model
+    from bench.sae.activations import heldout_documents, load_split
+    from bench.sae.metrics import evaluate
+    from bench.sae.registry import load_sae
+
+    sae = load_sae(directory)
+    meta = sae.config.metadata.get("store", {})
+    store = store or meta.get("directory")
+    if not store or not Path(store).is_dir():
+        raise BenchError("give --store: the activation store with the held-out split")
+    lm = load_model(sae.config.model_name)
+    report = evaluate(lm, sae, load_split(store, "heldout"), heldout_documents(store))
+    report = {"sae": directory, "config": sae.config.saelens_cfg()["bench"], **report}
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    rows = [[k, v] for k, v in report.items() if isinstance(v, int | float)]
+    click.echo(tabulate(rows, headers=["metric", "value"], floatfmt=".4f"))
 
 
 @main.command()

@@ -7,16 +7,20 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args, get_type_hints
 
 import yaml
 
 from bench.data.levels import LEVELS, parse_level
 from bench.data.scenarios import SPLITS
+from bench.data.tasks import DEFAULT_TASK, Task, task_from_config
 from bench.errors import ConfigError
+from bench.methods.registry import method_class
 from bench.models.generation import Decoding
 from bench.models.loading import DTYPE_CHOICES
 from bench.models.registry import DEFAULT_MODEL
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,12 @@ class RunConfig:
     """Registered method names (see `bench run --help`)."""
     levels: tuple[str, ...] = tuple(level.value for level in LEVELS)
     """Target Bloom levels."""
-    layers: tuple[int, ...] = ()
-    """Layers for methods that act on a layer (ignored by prompt-only methods)."""
-    strengths: tuple[float, ...] = ()
-    """Steering strengths for methods that take one (ignored by prompt-only methods)."""
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per method, its hyperparameters: a value or a list of values to sweep, e.g.
+    `{prompting: {wording: [named, described]}}`. Undeclared ones take their defaults."""
+    task: str | dict[str, Any] = DEFAULT_TASK
+    """What every method writes: a registered task ('question', 'feedback') or a mapping of
+    task fields (system, request, cue, stop, form, base) for tuning the wording."""
     seeds: tuple[int, ...] = (0,)
     """Sampling seeds; each is its own grid cell."""
     split: str = "dev"
@@ -68,6 +74,52 @@ class RunConfig:
             raise ConfigError("config: batch_size must be at least 1")
         if self.dtype not in DTYPE_CHOICES:
             raise ConfigError(f"config: dtype must be one of {', '.join(DTYPE_CHOICES)}")
+        for method in self.methods:
+            method_class(method)
+        self.sweeps()  # validates the hyperparameters
+        _ = self.task_spec
+
+    @property
+    def task_spec(self) -> Task:
+        """The task this config names or defines."""
+        return task_from_config(self.task)
+
+    def sweeps(self) -> dict[str, dict[str, tuple[Any, ...]]]:
+        """Per method of the run, each declared hyperparameter's values (coerced, in order)."""
+        if not isinstance(self.hparams, dict):
+            raise ConfigError("config: 'hparams' must map method names to their settings")
+        for method, given in self.hparams.items():
+            declared = {h.name for h in method_class(method).hparams}
+            if not isinstance(given, dict):
+                raise ConfigError(f"config: hparams.{method} must be a mapping")
+            unknown = sorted(set(given) - declared)
+            if unknown:
+                known = ", ".join(sorted(declared)) or "none"
+                raise ConfigError(
+                    f"config: method {method!r} has no hyperparameter(s) {', '.join(unknown)}; "
+                    f"it declares: {known}"
+                )
+        result = {}
+        for method in self.methods:
+            given = self.hparams.get(method, {})
+            axes = {}
+            for hparam in method_class(method).hparams:
+                if hparam.name in given:
+                    raw = given[hparam.name]
+                    values = raw if isinstance(raw, list | tuple) else [raw]
+                elif hparam.required:
+                    raise ConfigError(
+                        f"config: method {method!r} needs hparams.{method}.{hparam.name}"
+                        + (f" ({hparam.doc})" if hparam.doc else "")
+                    )
+                else:
+                    values = [hparam.default]
+                if not values:
+                    raise ConfigError(f"config: hparams.{method}.{hparam.name} is an empty list")
+                coerced = [hparam.coerce(value, method) for value in values]
+                axes[hparam.name] = tuple(dict.fromkeys(coerced))
+            result[method] = axes
+        return result
 
     @property
     def config_hash(self) -> str:
@@ -76,7 +128,7 @@ class RunConfig:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-_TUPLE_FIELDS = {"models", "methods", "levels", "layers", "strengths", "seeds"}
+_TUPLE_FIELDS = {"models", "methods", "levels", "seeds"}
 
 
 def _coerce(raw: dict[str, Any], source: str) -> RunConfig:
@@ -110,20 +162,60 @@ def _coerce(raw: dict[str, Any], source: str) -> RunConfig:
         raise ConfigError(f"{source}: {error}") from None
 
 
+def _cast(value: Any, kind: Any, where: str) -> Any:
+    """`value` as the plain type (bool, int, float, str) of an annotation, when it has one."""
+    base = next((t for t in (bool, int, float, str) if t is kind or t in get_args(kind)), None)
+    if value is None or base is None or type(value) is base:
+        return value
+    try:
+        if base is bool or isinstance(value, bool):
+            raise ValueError
+        if base is int:
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        return base(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be {base.__name__}, got {value!r}") from None
+
+
+def settings_from(cls: type[T], raw: dict[str, Any], where: str) -> T:
+    """A settings dataclass from `key=value` pairs, each value cast to its field's type
+    (YAML reads 4e-4 as text); unknown keys and bad values are ConfigErrors."""
+    hints = get_type_hints(cls)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(hints)}"
+        )
+    values = {key: _cast(value, hints[key], f"{where}: {key}") for key, value in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply torchtune-style `key=value` (or `decoding.key=value`) overrides; values are YAML."""
-    merged = {**raw, "decoding": dict(raw.get("decoding") or {})}
+    """Apply torchtune-style `key=value` overrides; values are YAML and dotted keys reach into
+    mappings (`decoding.temperature=1.0`, `hparams.prompting.wording=[named,described]`)."""
+    merged = json.loads(json.dumps(raw, default=list))  # a deep copy the overrides may change
     for override in overrides:
         key, sep, text = override.partition("=")
-        if not sep or not key:
+        if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"override {override!r} is not of the form key=value")
-        value = yaml.safe_load(text)
-        if key.startswith("decoding."):
-            merged["decoding"][key.removeprefix("decoding.")] = value
-        else:
-            merged[key] = value
-    if not merged["decoding"]:
-        del merged["decoding"]
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {override!r}: the value is not valid YAML") from None
+        *path, last = key.split(".")
+        target = merged
+        for part in path:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {override!r}: {part!r} is not a mapping")
+            target = child
+        target[last] = value
     return merged
 
 

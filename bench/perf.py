@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from bench.data.prompts import feedback_messages
 from bench.data.scenarios import Scenario, load_scenarios
+from bench.data.tasks import TASKS
 from bench.models.generation import Decoding, generate
 from bench.models.loading import (
     convert_gguf,
@@ -68,7 +68,9 @@ def measure(
             )
     lm, cached = _timed(lambda: load_model(model, dtype=dtype))
     scenarios = [Scenario.from_row(row) for row in load_scenarios("dev")][:batch_size]
-    prompts = [feedback_messages(s) for s in scenarios]
+    # The feedback task (no stop rule), so every row runs to max_new_tokens and rates compare.
+    task = TASKS["feedback"]
+    prompts = [task.messages(s) for s in scenarios]
     decoding = Decoding(max_new_tokens=max_new_tokens)
     seeds = list(range(len(prompts)))
     generate(lm, prompts[:1], Decoding(max_new_tokens=4), seeds[:1])  # warm-up

@@ -1,4 +1,14 @@
-"""Grid expansion, cell hashing and the local executor that fills the results store."""
+"""Grid expansion, run identity (keys), and the local executor that fills the results store.
+
+Identity: a row's `gen_key` hashes everything that decides its text: the model's weights
+(content sha256), dtype and device kind, the task (prompt, cue, stop rule), decoding, the
+scenario split's data, the exemplar data, the method's fingerprint (code, build
+hyperparameters, learned artifacts), its steer hyperparameters (normalized: 4 and 4.0, layer
+-1 and 29 are one setting), the exact prompt template for the level, the level and the seed.
+Its `cell_hash` adds the scorer's fingerprint. A resumed run reuses a row only when its cell
+matches; a row whose text matches (same gen_key) but whose scorer changed is rescored, not
+regenerated.
+"""
 
 from __future__ import annotations
 
@@ -8,67 +18,84 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig
-from bench.data.levels import Level, parse_level
-from bench.data.roles import load_exemplars
+from bench.data.levels import LEVELS, Level, parse_level
+from bench.data.roles import dataset_sha256, load_exemplars
 from bench.data.scenarios import Scenario, load_scenarios
-from bench.errors import ConfigError, ModelUnavailableError
-from bench.methods.base import Steerer
-from bench.methods.registry import make_steerer, method_class
+from bench.data.tasks import Task
+from bench.errors import ModelUnavailableError
+from bench.methods.base import Steerer, normalize_layer
+from bench.methods.registry import method_class
 from bench.models.generation import generate
-from bench.models.loading import LoadedModel, default_device, load_model, resolve_dtype
+from bench.models.loading import LoadedModel, default_device, load_model
 from bench.models.registry import resolve
 from bench.provenance import git_commit, versions
+from bench.scoring.fingerprint import scorer_fingerprint
 from bench.scoring.score import GenerationScorer
 from bench.store import GenerationRow, ResultsStore
 
+PLACEHOLDER = Scenario("placeholder", "{subject}", "{question}", "{student_answer}")
+"""Rendered through a method's `prompt` to fingerprint its template for each level."""
+
+
+def stable_hash(payload: Any) -> str:
+    """sha256 (16 hex) of a JSON-able payload with sorted keys."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
-class Cell:
-    """One point of the grid: everything that decides a generation except the scenario."""
+class Setting:
+    """One method with one value per declared hyperparameter."""
 
-    model: str
     method: str
-    layer: int | None
-    strength: float | None
-    level: Level
-    seed: int
+    build: tuple[tuple[str, Any], ...]
+    """Build-stage hyperparameters (one steerer is built and fit per distinct value)."""
+    steer: tuple[tuple[str, Any], ...]
+    """Steer-stage hyperparameters (passed to `steering`)."""
 
     @property
-    def hparams(self) -> dict[str, float | int]:
-        return {
-            k: v for k, v in (("layer", self.layer), ("strength", self.strength)) if v is not None
-        }
-
-    def hash(self, config: RunConfig, data_fingerprint: str) -> str:
-        """Stable id of the cell under this decoding and scenario data (first 16 hex of sha256)."""
-        payload = {
-            **dataclasses.asdict(self),
-            "level": self.level.value,
-            "decoding": dataclasses.asdict(config.decoding),
-            "dtype": str(resolve_dtype(config.dtype, default_device())),
-            "split": config.split,
-            "data": data_fingerprint,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    def hparams(self) -> dict[str, Any]:
+        return dict(self.build + self.steer)
 
 
-def expand_grid(config: RunConfig) -> list[Cell]:
-    """All cells; a method gets the layer/strength axes only if it declares them."""
-    cells = []
-    for model, method in product(config.models, config.methods):
-        axes = method_class(method).hyperparameters
-        layers = config.layers if "layer" in axes else (None,)
-        strengths = config.strengths if "strength" in axes else (None,)
-        if not layers or not strengths:
-            missing = "layers" if not layers else "strengths"
-            raise ConfigError(f"method {method!r} needs {missing} in the config")
-        for layer, strength, level, seed in product(layers, strengths, config.levels, config.seeds):
-            cells.append(Cell(model, method, layer, strength, parse_level(level), seed))
-    return cells
+def expand_settings(config: RunConfig) -> list[Setting]:
+    """Every method setting of the grid: the product of each method's swept values."""
+    settings = []
+    for method, axes in config.sweeps().items():
+        stages = {h.name: h.stage for h in method_class(method).hparams}
+        names = list(axes)
+        for values in product(*(axes[name] for name in names)):
+            chosen = list(zip(names, values, strict=True))
+            settings.append(
+                Setting(
+                    method,
+                    tuple((n, v) for n, v in chosen if stages[n] == "build"),
+                    tuple((n, v) for n, v in chosen if stages[n] == "steer"),
+                )
+            )
+    return settings
+
+
+def normalize_setting(setting: Setting, n_layers: int) -> Setting:
+    """Layer hyperparameters in [0, n_layers), so -1 and n-1 make one cell."""
+    kinds = {h.name: h.kind for h in method_class(setting.method).hparams}
+
+    def fix(pairs: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+        return tuple(
+            (
+                n,
+                normalize_layer(v, n_layers, f"method {setting.method!r}")
+                if kinds[n] == "layer"
+                else v,
+            )
+            for n, v in pairs
+        )
+
+    return Setting(setting.method, fix(setting.build), fix(setting.steer))
 
 
 def row_seed(seed: int, scenario_id: str, level: Level) -> int:
@@ -77,12 +104,27 @@ def row_seed(seed: int, scenario_id: str, level: Level) -> int:
     return int(digest[:8], 16)
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One method setting at one level and seed, with its keys."""
+
+    setting: Setting
+    steerer: Steerer
+    level: Level
+    seed: int
+    gen_key: str
+    cell_hash: str
+    setting_key: str
+
+
 @dataclass
 class RunSummary:
     """What a run did."""
 
     already_done: int
     written: int
+    rescored: int
+    """Rows whose text was already stored under an older scorer and was only rescored."""
     store: str
     cell_hashes: list[str]
     """The cells of this run, to select its rows from a store that may hold others."""
@@ -102,89 +144,197 @@ def _check_models(config: RunConfig) -> None:
             )
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """What every cell of a run shares, validated before the store is opened."""
+
+    config: RunConfig
+    task: Task
+    scenarios: list[Scenario]
+    """The scenarios to generate for (the first `limit` of the split)."""
+    split_scenarios: list[Scenario]
+    """The whole split (relevance ranks a text among all of them)."""
+    exemplars: Any
+    shared: dict[str, Any]
+    """The hashed part of every key that is not model- or method-specific."""
+
+
+def prepare(config: RunConfig) -> RunInputs:
+    """Validate and load everything a run needs that the user can get wrong."""
+    task = config.task_spec
+    _check_models(config)
+    split = [Scenario.from_row(row) for row in load_scenarios(config.split, config.scenarios)]
+    exemplars = load_exemplars(config.exemplars, form=task.form)
+    shared = {
+        "task": task.fingerprint,
+        "decoding": dataclasses.asdict(config.decoding),
+        "split": config.split,
+        # of the whole split, so runs with a growing --limit resume
+        "scenarios": stable_hash([dataclasses.asdict(s) for s in split]),
+        "exemplars": dataset_sha256(exemplars),
+        "device": default_device(),
+    }
+    return RunInputs(config, task, split[: config.limit], split, exemplars, shared)
+
+
+def build_cells(inputs: RunInputs, lm: LoadedModel, scorer_key: str) -> list[Cell]:
+    """Build and fit each method setting on `lm`, then key every (setting, level, seed)."""
+    config = inputs.config
+    model_part = {
+        **inputs.shared,
+        "model": lm.alias,
+        "weights": lm.weights_sha256,
+        "dtype": str(lm.model.dtype),
+    }
+    steerers: dict[tuple[str, tuple], Steerer] = {}
+    cells = []
+    for raw in expand_settings(config):
+        setting = normalize_setting(raw, lm.adapter.n_layers)
+        key = (setting.method, setting.build)
+        if key not in steerers:
+            steerers[key] = method_class(setting.method)(inputs.task, **dict(setting.build))
+            steerers[key].fit(lm, inputs.exemplars)
+        steerer = steerers[key]
+        method_part = {"fingerprint": steerer.fingerprint(), "steer": dict(setting.steer)}
+        setting_key = stable_hash(method_part)
+        for level_name, seed in product(config.levels, config.seeds):
+            level = parse_level(level_name)
+            template = steerer.prompt(PLACEHOLDER, level)
+            gen_key = stable_hash(
+                {
+                    **model_part,
+                    **method_part,
+                    "template": template,
+                    "level": level.value,
+                    "seed": seed,
+                }
+            )
+            cell_hash = stable_hash({"gen_key": gen_key, "scorer": scorer_key})
+            cells.append(Cell(setting, steerer, level, seed, gen_key, cell_hash, setting_key))
+    return cells
+
+
+def run_key(inputs: RunInputs, lm: LoadedModel, scorer_key: str) -> str:
+    """The key of the comparison this model's rows belong to (see `bench.store`)."""
+    return stable_hash(
+        {
+            **inputs.shared,
+            "weights": lm.weights_sha256,
+            "dtype": str(lm.model.dtype),
+            "model": lm.alias,
+            "scorer": scorer_key,
+        }
+    )
+
+
 def run(config: RunConfig) -> RunSummary:
     """Run every missing (cell, scenario) of the grid into `config.store`.
 
-    Everything the user can get wrong (names, levels, data, models) is checked before the
-    store is opened, so a bad run leaves the store untouched.
+    Everything the user can get wrong (names, levels, hyperparameters, data, models) is
+    checked before the store is opened, so a bad run leaves the store untouched.
     """
-    cells = expand_grid(config)
-    _check_models(config)
-    scenarios = [Scenario.from_row(row) for row in load_scenarios(config.split, config.scenarios)]
-    fingerprint = _data_fingerprint(scenarios)  # of the whole split, so --limit runs resume
-    scenarios = scenarios[: config.limit]
-    exemplars = load_exemplars(config.exemplars)
-    hashes = {cell: cell.hash(config, fingerprint) for cell in cells}
-
+    inputs = prepare(config)
+    scorer_key = scorer_fingerprint()
+    already = written = rescored = 0
+    hashes: list[str] = []
     with ResultsStore(config.store) as store:
-        done = {cell: store.done_scenarios(hashes[cell]) for cell in cells}
-        todo = {cell: [s for s in scenarios if s.id not in done[cell]] for cell in cells}
-        todo = {cell: missing for cell, missing in todo.items() if missing}
-        total = sum(len(missing) for missing in todo.values())
-        written = 0
-        with tqdm(total=total, desc="generating", unit="text", disable=total == 0) as bar:
-            scorer = GenerationScorer.default() if total else None
-            for model_name in config.models:
-                model_cells = [cell for cell in todo if cell.model == model_name]
-                if not model_cells:
-                    continue
-                lm = load_model(model_name, dtype=config.dtype)
-                steerers: dict[tuple[str, int | None], Steerer] = {}
-                for cell in model_cells:
-                    key = (cell.method, cell.layer)
-                    if key not in steerers:
-                        steerers[key] = make_steerer(cell.method, cell.layer)
-                        steerers[key].fit(lm, exemplars)
-                    for batch in _chunks(todo[cell], config.batch_size):
-                        rows = _generate_rows(
-                            config, lm, steerers[key], scorer, cell, hashes[cell], batch
-                        )
+        scorer: GenerationScorer | None = None
+        for model_name in config.models:
+            lm = load_model(model_name, dtype=config.dtype)
+            cells = build_cells(inputs, lm, scorer_key)
+            key = run_key(inputs, lm, scorer_key)
+            hashes += [cell.cell_hash for cell in cells]
+            todo: dict[Cell, list[Scenario]] = {}
+            for cell in cells:
+                done = store.done_scenarios(cell.cell_hash)
+                already += sum(s.id in done for s in inputs.scenarios)
+                missing = [s for s in inputs.scenarios if s.id not in done]
+                if missing:
+                    todo[cell] = missing
+            total = sum(len(missing) for missing in todo.values())
+            if not total:
+                continue
+            scorer = scorer or GenerationScorer.build(
+                inputs.task, inputs.exemplars, inputs.split_scenarios
+            )
+            with tqdm(total=total, desc=f"generating ({lm.alias})", unit="text") as bar:
+                for cell, missing in todo.items():
+                    stored = store.generated(cell.gen_key)
+                    for batch in _chunks(missing, config.batch_size):
+                        rows = _rows(inputs, lm, scorer, cell, key, scorer_key, batch, stored)
                         written += store.add(rows)
+                        rescored += sum(s.id in stored for s in batch)
                         bar.update(len(batch))
-    already = sum(len(ids) for ids in done.values())
-    return RunSummary(already, written, config.store, list(hashes.values()))
+    return RunSummary(already, written, rescored, config.store, hashes)
 
 
-def _generate_rows(
-    config: RunConfig,
+def _rows(
+    inputs: RunInputs,
     lm: LoadedModel,
-    steerer: Steerer,
     scorer: GenerationScorer,
     cell: Cell,
-    cell_hash: str,
+    key: str,
+    scorer_key: str,
     batch: list[Scenario],
+    stored: dict[str, GenerationRow],
 ) -> list[GenerationRow]:
-    """Generate, then score without hooks (the unsteered model is the fluency reference)."""
-    prompts = [steerer.prompt(s, cell.level) for s in batch]
-    seeds = [row_seed(cell.seed, s.id, cell.level) for s in batch]
-    with steerer.steering(lm, cell.level, cell.strength):
-        outputs = generate(lm, prompts, config.decoding, seeds)
-    scores = scorer.score(lm, batch, prompts, [o.text for o in outputs], cell.level)
+    """Generate what is not stored yet, then score everything without hooks (the unsteered
+    model is the fluency reference)."""
+    config = inputs.config
+    prompts = [cell.steerer.prompt(s, cell.level) for s in batch]
+    fresh = [i for i, s in enumerate(batch) if s.id not in stored]
+    texts = {s.id: (r.text, r.n_tokens, r.finished) for s in batch if (r := stored.get(s.id))}
+    diagnostics = {s.id: r.diagnostics for s in batch if (r := stored.get(s.id))}
+    if fresh:
+        seeds = [row_seed(cell.seed, batch[i].id, cell.level) for i in fresh]
+        steer = dict(cell.setting.steer)
+        with cell.steerer.steering(lm, cell.level, **steer):
+            outputs = generate(
+                lm,
+                [prompts[i] for i in fresh],
+                config.decoding,
+                seeds,
+                cue=inputs.task.cue,
+                stop=inputs.task.stop,
+            )
+        measured = cell.steerer.diagnostics(
+            lm, cell.level, [prompts[i] for i in fresh], [o.text for o in outputs], **steer
+        )
+        for i, out, diagnostic in zip(fresh, outputs, measured, strict=True):
+            texts[batch[i].id] = (out.text, out.n_tokens, out.finished)
+            diagnostics[batch[i].id] = diagnostic
+    scores = scorer.score(lm, batch, [texts[s.id][0] for s in batch], cell.level)
     return [
         GenerationRow(
-            cell_hash=cell_hash,
+            cell_hash=cell.cell_hash,
             scenario_id=scenario.id,
-            model=cell.model,
+            gen_key=cell.gen_key,
+            run_key=key,
+            setting_key=cell.setting_key,
+            model=lm.alias,
             weights_sha256=lm.weights_sha256,
-            method=cell.method,
-            hparams=cell.hparams,
+            task=inputs.task.name,
+            method=cell.setting.method,
+            role=cell.steerer.role or "",
+            hparams=cell.setting.hparams,
+            fingerprint=cell.steerer.fingerprint(),
             level=cell.level.value,
             seed=cell.seed,
             split=config.split,
             prompt=list(prompt),
-            text=out.text,
-            n_tokens=out.n_tokens,
-            finished=out.finished,
+            text=texts[scenario.id][0],
+            n_tokens=texts[scenario.id][1],
+            finished=texts[scenario.id][2],
             scores=score,
+            diagnostics=diagnostics[scenario.id],
+            scorer=scorer_key,
             decoding=dataclasses.asdict(config.decoding),
             versions=versions(),
             git_commit=git_commit(),
             config_hash=config.config_hash,
         )
-        for scenario, prompt, out, score in zip(batch, prompts, outputs, scores, strict=True)
+        for scenario, prompt, score in zip(batch, prompts, scores, strict=True)
     ]
 
 
-def _data_fingerprint(scenarios: list[Scenario]) -> str:
-    payload = json.dumps([dataclasses.asdict(s) for s in scenarios], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+__all__ = ["LEVELS", "RunSummary", "expand_settings", "row_seed", "run", "stable_hash"]

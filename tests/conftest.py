@@ -1,6 +1,14 @@
-"""Shared fixtures: tiny random-weight models of every supported architecture."""
+"""Shared fixtures: a private cache for the whole session, tiny random-weight models.
+
+Tests never read the user's `~/.cache/bloom-bench`: a stale converted model or pickled scorer
+there could make a test pass that fails on a clean machine.
+"""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +16,19 @@ from bench.models.loading import LoadedModel, load_model
 from bench.models.tiny import TINY_CONFIGS
 
 TINY_ALIASES = sorted(TINY_CONFIGS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """BENCH_CACHE points at a fresh directory for the whole test session."""
+    path = tmp_path_factory.mktemp("bench-cache")
+    previous = os.environ.get("BENCH_CACHE")
+    os.environ["BENCH_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("BENCH_CACHE", None)
+    else:
+        os.environ["BENCH_CACHE"] = previous
 
 
 @pytest.fixture(params=TINY_ALIASES)

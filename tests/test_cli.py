@@ -98,6 +98,12 @@ def test_rows_carry_provenance(tmp_path: Path) -> None:
         (["--model", "tiny-llama", "colour=blue"], "unknown key(s) colour"),
         (["--model", "tiny-llama", "--limit", "0"], "limit must be a positive"),
         (["--model", "someorg/absent-model"], "is not on this machine"),
+        (["--model", "tiny-llama", "hparams.prompting.tone=warm"], "no hyperparameter(s) tone"),
+        (["--model", "tiny-llama", "hparams.prompting.wording=loud"], "wording must be one of"),
+        (["--model", "tiny-llama", "hparams.nope.x=1"], "unknown method 'nope'"),
+        (["--model", "tiny-llama", "task=essay"], "unknown task 'essay'"),
+        (["--model", "tiny-llama", "task.colour=red"], "task: unknown key(s) colour"),
+        (["--model", "tiny-llama", "split=train"], "split must be one of"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
@@ -122,12 +128,13 @@ def test_malformed_config_is_a_one_line_error(tmp_path: Path, text: str, message
     config.write_text(text)
     store = tmp_path / "r.sqlite"
     _run("--model", "tiny-llama", "--limit", "1", "--store", str(store), *FAST)
-    before = store.read_bytes()
+    with ResultsStore(store) as opened:
+        before = [(r.cell_hash, r.scenario_id, r.text) for r in opened.rows()]
     code, _, err = _run("--config", str(config), "--store", str(store))
     assert code == 2 and message in err and err.count("\n") == 1
     with ResultsStore(store) as opened:
-        assert opened.count() == 12
-    assert before  # the store existed before and still holds exactly its rows
+        assert [(r.cell_hash, r.scenario_id, r.text) for r in opened.rows()] == before
+    assert len(before) == 12
 
 
 def test_config_file_runs(tmp_path: Path) -> None:
@@ -157,9 +164,79 @@ def test_report_writes_a_results_page(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert "Made by `bench run`." in page and "git commit(s)" in page and "config hash(es)" in page
-    assert "| tiny-llama | prompting" in page and "target \\ predicted" in page
+    assert "| prompting | wording=named" in page and "target \\ read" in page
+    assert "### Paired differences" in page and "Δ success vs control" in page
 
 
 def test_report_on_a_missing_store_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", str(tmp_path / "none.sqlite")])
     assert result.exit_code == 2 and "store not found" in result.stderr
+
+
+def test_sweeps_expand_into_cells_and_resume(tmp_path: Path) -> None:
+    store = str(tmp_path / "r.sqlite")
+    args = [
+        "--model",
+        "tiny-llama",
+        "--method",
+        "prompting",
+        "--levels",
+        "Apply",
+        "--limit",
+        "2",
+        "--store",
+        store,
+        "hparams.prompting.wording=[named, described]",
+        *FAST,
+    ]
+    code, out, _ = _run(*args)
+    assert code == 0, out
+    assert "wrote 4 new rows" in out and "wording=described" in out and "wording=named" in out
+    code, out, _ = _run(*args)
+    assert "4 rows were already done; wrote 0 new rows" in out
+
+
+def test_a_changed_scorer_rescores_stored_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same texts, new scorer: rows are written anew from the stored texts, not regenerated."""
+    import bench.runner
+
+    store = str(tmp_path / "r.sqlite")
+    args = [
+        "--model",
+        "tiny-llama",
+        "--method",
+        "none",
+        "--levels",
+        "Apply",
+        "--limit",
+        "2",
+        "--store",
+        store,
+        *FAST,
+    ]
+    _run(*args)
+    monkeypatch.setattr(bench.runner, "scorer_fingerprint", lambda: "another-scorer")
+
+    def no_generation(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("texts must be reused, not generated again")
+
+    monkeypatch.setattr(bench.runner, "generate", no_generation)
+    code, out, _ = _run(*args)
+    assert code == 0, out
+    assert "wrote 2 new rows (2 of them rescored texts)" in out
+    with ResultsStore(store) as opened:
+        rows = list(opened.rows())
+    assert len(rows) == 4 and len({r.text for r in rows}) <= 2
+    assert {r.scorer for r in rows} >= {"another-scorer"}
+
+
+def test_an_old_store_is_a_one_line_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = tmp_path / "old.sqlite"
+    with sqlite3.connect(store) as db:
+        db.execute("CREATE TABLE generations (cell_hash TEXT, scenario_id TEXT)")
+    code, _, err = _run("--model", "tiny-llama", "--store", str(store), *FAST)
+    assert code == 2 and "written by an older bench" in err and err.count("\n") == 1

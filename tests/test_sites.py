@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -64,6 +66,38 @@ def test_replacing_a_site_with_itself_keeps_logits(tiny_lm: LoadedModel, site_na
         with replace_site(site, lambda tensor: tensor.clone()):
             replaced = tiny_lm.model(**inputs).logits
     torch.testing.assert_close(replaced, reference, rtol=0, atol=0)
+
+
+def _zero_query_weights(lm: LoadedModel, layer: int) -> torch.nn.Module:
+    """A copy of the model whose layer computes a zero query, by editing its weights."""
+    model = copy.deepcopy(lm.model)
+    width = lm.adapter.query_width
+    with torch.no_grad():
+        if model.config.model_type == "gpt2":
+            attention = model.transformer.h[layer].attn.c_attn  # Conv1D: [in, 3*hidden]
+            attention.weight[:, :width] = 0
+            attention.bias[:width] = 0
+        elif model.config.model_type == "phi3":
+            model.model.layers[layer].self_attn.qkv_proj.weight[:width] = 0
+        else:
+            projection = model.model.layers[layer].self_attn.q_proj
+            projection.weight.zero_()
+            if projection.bias is not None:
+                projection.bias.zero_()
+    return model
+
+
+def test_query_site_edits_exactly_the_query_channels(tiny_lm: LoadedModel) -> None:
+    """Zeroing the site equals zeroing the query weights: a wrong channel slice of a fused
+    projection (keys or values instead of queries) would give other logits."""
+    inputs = _inputs(tiny_lm)
+    with torch.no_grad():
+        expected = _zero_query_weights(tiny_lm, 1)(**inputs).logits
+        with replace_site(tiny_lm.adapter.query(1), torch.zeros_like):
+            edited = tiny_lm.model(**inputs).logits
+        reference = tiny_lm.model(**inputs).logits
+    torch.testing.assert_close(edited, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(edited, reference)
 
 
 def test_replacing_a_site_changes_logits(tiny_llama: LoadedModel) -> None:

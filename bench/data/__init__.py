@@ -1,15 +1,16 @@
-"""The project's own Bloom data and its loaders."""
+"""The project's own Bloom data, the tasks and instructions, and their loaders."""
 
 from bench.data.levels import LEVELS, Level, parse_level
-from bench.data.prompts import Message, feedback_messages
 from bench.data.scenarios import Scenario, load_scenarios
+from bench.data.tasks import TASKS, Message, Task
 
 __all__ = [
     "LEVELS",
+    "TASKS",
     "Level",
     "Message",
     "Scenario",
-    "feedback_messages",
+    "Task",
     "load_scenarios",
     "parse_level",
 ]

@@ -1,12 +1,15 @@
-"""Labeled data roles: `exemplars` (methods learn from them) and `classifier` (the scorer does).
+"""Labeled data roles. Methods learn only from `exemplars`; the scorer only from the
+`classifier` role (level-labeled texts, decoys, and texts that set no task).
 
-Each role ships as JSONL in `bench/data/`; a user can replace either with a CSV that has
-`text` and `level` columns.
+Each ships as JSONL in `bench/data/`; a user can replace exemplars or the level-labeled
+classifier texts with a CSV that has `text` and `level` columns.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 from pathlib import Path
 
 import datasets
@@ -15,9 +18,23 @@ from bench.data.levels import parse_level
 from bench.data.scenarios import packaged_path, read_jsonl
 from bench.errors import DataError, UnknownNameError
 
-EXEMPLAR_FIELDS = ("id", "scenario_key", "subject", "question", "student_answer", "level", "text")
+EXEMPLAR_FIELDS = (
+    "id",
+    "scenario_key",
+    "subject",
+    "question",
+    "student_answer",
+    "form",
+    "level",
+    "text",
+)
 CLASSIFIER_FIELDS = ("id", "subject", "form", "level", "text", "split")
+DECOY_FIELDS = ("id", "subject", "form", "level", "decoy_levels", "text", "split")
+NO_TASK_FIELDS = ("id", "subject", "category", "text", "split")
+INDEPENDENT_FIELDS = ("id", "kind", "level", "text")
 CLASSIFIER_SPLITS = ("train", "heldout")
+
+datasets.disable_progress_bars()  # filtering a few hundred rows needs no bar
 
 
 def load_labeled_csv(path: str | Path) -> datasets.Dataset:
@@ -47,25 +64,56 @@ def _load(name: str, fields: tuple[str, ...], path: str | Path | None) -> datase
         return load_labeled_csv(path)
     rows = read_jsonl(Path(path) if path else packaged_path(name), fields)
     for row in rows:
-        row["level"] = parse_level(row["level"]).value
+        if "level" in fields:
+            row["level"] = parse_level(row["level"]).value
     return datasets.Dataset.from_list([{k: row[k] for k in fields} for row in rows])
 
 
-def load_exemplars(path: str | Path | None = None) -> datasets.Dataset:
-    """Teacher feedback labeled by level, for separate scenarios (what methods learn from)."""
-    return _load("exemplars.jsonl", EXEMPLAR_FIELDS, path)
+def _split(data: datasets.Dataset, split: str | None) -> datasets.Dataset:
+    if split is not None and split not in CLASSIFIER_SPLITS:
+        raise DataError(f"unknown split {split!r}; choose from: {', '.join(CLASSIFIER_SPLITS)}")
+    if split is None:
+        return data
+    if "split" not in data.column_names:  # a user CSV: all of it is training data
+        return data if split == "train" else data.select([])
+    return data.filter(lambda row: row["split"] == split)
+
+
+def load_exemplars(path: str | Path | None = None, form: str | None = None) -> datasets.Dataset:
+    """Texts labeled by level, for separate scenarios (what methods learn from); `form`
+    keeps those of one task's kind ('question' or 'feedback') when the data says."""
+    data = _load("exemplars.jsonl", EXEMPLAR_FIELDS, path)
+    if form is not None and "form" in data.column_names:
+        data = data.filter(lambda row: row["form"] == form)
+        if not len(data):
+            raise DataError(f"no exemplars of form {form!r} in {path or 'exemplars.jsonl'}")
+    return data
 
 
 def load_classifier_data(
     split: str | None = None, path: str | Path | None = None
 ) -> datasets.Dataset:
-    """Labeled texts for training ('train') and validating ('heldout') the Bloom scorer.
+    """Level-labeled texts for training ('train') and validating ('heldout') the scorer."""
+    return _split(_load("classifier.jsonl", CLASSIFIER_FIELDS, path), split)
 
-    A user CSV has no split column: all of it is used for training.
-    """
-    if split is not None and split not in CLASSIFIER_SPLITS:
-        raise DataError(f"unknown split {split!r}; choose from: {', '.join(CLASSIFIER_SPLITS)}")
-    data = _load("classifier.jsonl", CLASSIFIER_FIELDS, path)
-    if split is None or "split" not in data.column_names:
-        return data if split != "heldout" else data.select([])
-    return data.filter(lambda row: row["split"] == split)
+
+def load_decoys(split: str | None = None) -> datasets.Dataset:
+    """Level-labeled texts whose wording uses other levels' signature verbs (decoys)."""
+    return _split(_load("decoys.jsonl", DECOY_FIELDS, None), split)
+
+
+def load_no_task(split: str | None = None) -> datasets.Dataset:
+    """Texts that set the student no task (praise, correction, meta-talk, recitation...)."""
+    return _split(_load("no_task.jsonl", NO_TASK_FIELDS, None), split)
+
+
+def load_independent_test() -> datasets.Dataset:
+    """Level-labeled texts by a writer who never saw the scorer's training data (kinds:
+    plain, no-verb, decoy); for validation only, never trained on."""
+    return _load("independent_test.jsonl", INDEPENDENT_FIELDS, None)
+
+
+def dataset_sha256(data: datasets.Dataset) -> str:
+    """sha256 (16 hex) of a dataset's rows: part of every key that the data decides."""
+    payload = json.dumps(data.to_list(), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,51 +1,144 @@
-"""The `Steerer` protocol: every method (baseline or paper method) implements it."""
+"""The `Steerer` protocol every method implements, and the hyperparameters it declares.
+
+A method declares its hyperparameters (`HParam`: name, type, default, whether `fit` uses it),
+so configs can sweep them and the cell key holds their normalized values; the harness never
+special-cases a method by name. A method's `fingerprint()` names everything about it that
+decides a text: its code, its hyperparameters and its learned artifacts.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import math
 from contextlib import AbstractContextManager, nullcontext
-from typing import ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import datasets
 
 from bench.data.levels import Level
-from bench.data.prompts import Message
 from bench.data.scenarios import Scenario
+from bench.data.tasks import Message, Task
+from bench.errors import ConfigError
 from bench.models.loading import LoadedModel
 
+_REQUIRED = object()
 
-@runtime_checkable
-class Steerer(Protocol):
-    """A way to push a model's feedback toward a Bloom level.
 
-    The runner builds one steerer per (model, layer), calls `fit` once, then for each
-    target level and strength generates inside `steering(...)` from `prompt(...)`.
+@dataclass(frozen=True)
+class HParam:
+    """One hyperparameter a method declares."""
+
+    name: str
+    kind: Literal["int", "float", "str", "bool", "layer"]
+    """'layer' is an int normalized against the model's depth (-1 is the last layer)."""
+    default: Any = _REQUIRED
+    """Value when a config gives none (a missing required hyperparameter is a config error)."""
+    doc: str = ""
+    stage: Literal["build", "steer"] = "steer"
+    """'build': given to the constructor (it may shape `fit` or `prompt`; one steerer is built
+    and fit per distinct value); 'steer': given to `steering` for each generation."""
+    choices: tuple[Any, ...] | None = None
+    """The allowed values, if the set is closed."""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def coerce(self, value: Any, method: str) -> Any:
+        """The value in its canonical type (so 4 and 4.0 are one setting), or a ConfigError."""
+        where = f"method {method!r}: {self.name}"
+        try:
+            if self.kind == "float":
+                if isinstance(value, bool):
+                    raise TypeError
+                result: Any = float(value)
+                if not math.isfinite(result):
+                    raise ValueError
+            elif self.kind in ("int", "layer"):
+                if isinstance(value, bool) or float(value) != int(float(value)):
+                    raise TypeError
+                result = int(float(value))
+            elif self.kind == "bool":
+                if not isinstance(value, bool):
+                    raise TypeError
+                result = value
+            else:
+                result = str(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a finite {self.kind}, got {value!r}") from None
+        if self.choices is not None and result not in self.choices:
+            options = ", ".join(map(str, self.choices))
+            raise ConfigError(f"{where} must be one of {options}, got {value!r}")
+        return result
+
+
+def normalize_layer(layer: int, n_layers: int, where: str) -> int:
+    """A layer index in [0, n_layers): -1 is the last layer, so -1 and n-1 are one setting."""
+    if not -n_layers <= layer < n_layers:
+        raise ConfigError(f"{where}: layer {layer} out of range: the model has {n_layers} layers")
+    return layer % n_layers
+
+
+def source_sha256(cls: type) -> str:
+    """sha256 (16 hex) of the source file that defines `cls`: the method's code version."""
+    path = Path(inspect.getfile(cls))
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class Steerer:
+    """A way to push a model's output toward a Bloom level. Subclass and declare.
+
+    The runner builds one steerer per (model, build-stage hyperparameters), calls `fit` once,
+    then for each target level and steer-stage setting generates inside `steering(...)` from
+    `prompt(...)`. Prompts come from the shared task; a method may add an instruction.
     """
 
     name: ClassVar[str]
-    hyperparameters: ClassVar[tuple[str, ...]]
-    """Which grid axes the method uses: a subset of ("layer", "strength")."""
+    hparams: ClassVar[tuple[HParam, ...]] = ()
+    role: ClassVar[str | None] = None
+    """'control' (the unsteered model) or 'prompting' (zero-shot prompting): the references
+    every report compares methods against. None for other methods."""
+
+    def __init__(self, task: Task, **build_hparams: Any) -> None:
+        self.task = task
+        self.build_hparams = build_hparams
 
     def fit(self, lm: LoadedModel, exemplars: datasets.Dataset) -> None:
-        """Learn whatever the method needs from the exemplar split (may do nothing)."""
+        """Learn whatever the method needs from the exemplars (default: nothing)."""
 
     def prompt(self, scenario: Scenario, level: Level) -> list[Message]:
-        """The chat messages to generate from."""
+        """The chat messages to generate from (default: the task's prompt, no instruction)."""
+        return self.task.messages(scenario)
 
     def steering(
-        self, lm: LoadedModel, level: Level, strength: float | None
+        self, lm: LoadedModel, level: Level, **steer_hparams: Any
     ) -> AbstractContextManager:
-        """A context in which the model's forward passes are steered toward `level`."""
-
-
-class PromptOnly:
-    """Mixin for methods that steer through the prompt alone: nothing to fit, no hooks."""
-
-    hyperparameters: ClassVar[tuple[str, ...]] = ()
-
-    def fit(self, lm: LoadedModel, exemplars: datasets.Dataset) -> None:
-        """Nothing to learn."""
-
-    def steering(
-        self, lm: LoadedModel, level: Level, strength: float | None
-    ) -> AbstractContextManager:
+        """A context in which forward passes are steered toward `level` (default: none)."""
         return nullcontext()
+
+    def diagnostics(
+        self,
+        lm: LoadedModel,
+        level: Level,
+        prompts: list[list[Message]],
+        texts: list[str],
+        **steer_hparams: Any,
+    ) -> list[dict[str, float]]:
+        """Per generated text, measurements of what the steering did (default: none)."""
+        return [{} for _ in texts]
+
+    def artifacts(self) -> dict[str, str]:
+        """sha256 of each learned artifact after `fit` (vectors, SAE files); default none."""
+        return {}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything about this method that decides a text (goes into the cell key)."""
+        return {
+            "name": self.name,
+            "code": source_sha256(type(self)),
+            "build_hparams": self.build_hparams,
+            "artifacts": self.artifacts(),
+        }

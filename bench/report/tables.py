@@ -1,4 +1,4 @@
-"""Result tables (tabulate) from stored generation rows."""
+"""Result tables (tabulate) from run summaries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from tabulate import tabulate
 
-from bench.report.aggregate import CellAggregate, Cuts
+from bench.report.aggregate import ALL_LEVELS, RunSummary
+from bench.scoring.relevance import RELEVANCE_TOP_K
 from bench.store import GenerationRow, ResultsStore
 
 
@@ -17,61 +18,108 @@ def load_rows(store_path: str, cell_hashes: Iterable[str] | None = None) -> list
         return [row for row in store.rows() if wanted is None or row.cell_hash in wanted]
 
 
-def per_level_table(
-    cells: list[CellAggregate], cuts: dict[str, Cuts], tablefmt: str = "github"
-) -> str:
-    """One line per (model, method, hyperparameters, target level), values with 95% CIs."""
+def run_heading(run: RunSummary) -> str:
+    """Which run a table is about, and the cuts it used."""
+    decoding = ", ".join(f"{k}={v}" for k, v in sorted(run.decoding.items()))
+    lines = [
+        f"model {run.model} (weights sha256 {run.weights_sha256[:12]}), task {run.task}, "
+        f"split {run.split}, decoding {decoding}; scorer {run.scorer}; run key {run.run_key}; "
+        f"{run.rows} rows"
+    ]
+    if run.cuts is None:
+        lines.append(
+            "no control rows in this run: fluency and success are n/a (never cut against the "
+            "method's own texts)"
+        )
+    else:
+        lines.append(
+            f"fluent = perplexity given the control prompt <= {run.cuts.max_perplexity:.1f} and "
+            f"3-gram repetition <= {run.cuts.max_repetition:.2f} (95th percentiles of the "
+            f"{run.cuts.n_control} control texts); relevant = own scenario in the top "
+            f"{RELEVANCE_TOP_K} of the split by similarity; success = a new task at the target "
+            "level, fluent, relevant and not leaking; control: Spearman(perplexity, length) = "
+            f"{run.length_correlation:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def per_level_table(run: RunSummary, tablefmt: str = "github") -> str:
+    """One line per (method setting, target level) and one pooled over levels, with 95% CIs."""
     lines = [
         [
-            c.model,
             c.method,
             c.hparams,
             c.level,
             c.n,
+            c.scenarios,
+            str(c.success),
             str(c.bloom_exact),
             str(c.bloom_within_one),
+            str(c.sets_task),
+            str(c.leaks),
+            str(c.relevant),
             str(c.fluent),
             f"{c.perplexity.value:.1f}",
-            str(c.relevance),
-            f"{c.prompt_copy.value:.2f}",
-            str(c.composite),
             f"{c.tokens:.0f}",
         ]
-        for c in cells
+        for c in run.cells
     ]
     headers = [
-        "model",
         "method",
         "hparams",
         "target",
         "n",
+        "scen.",
+        "success",
         "bloom exact",
         "within one",
+        "new task",
+        "leaks",
+        "relevant",
         "fluent",
-        "ppl (median)",
-        "relevance",
-        "copy",
-        "composite",
+        "ppl (med.)",
         "tokens",
     ]
     table = tabulate(lines, headers=headers, tablefmt=tablefmt)
-    notes = [
-        f"{model}: fluent = ppl <= {cut.max_perplexity:.1f}, 3-gram repetition <= "
-        f"{cut.max_repetition:.2f} and prompt 4-gram copying <= {cut.max_prompt_copy:.2f}; "
-        f"relevant = similarity >= {cut.min_relevance:.2f} "
-        f"(cuts from {cut.source})"
-        for model, cut in cuts.items()
+    return "\n".join(
+        [table, "", "Values: mean [95% CI, resampling scenarios]; 'all' pools the levels."]
+    )
+
+
+def differences_table(run: RunSummary, tablefmt: str = "github") -> str:
+    """Paired differences (method - reference) on the same scenarios, levels and seeds."""
+    columns: dict[tuple[str, str], str] = {}
+    keyed: dict[tuple[str, str, str, str], dict[tuple[str, str], str]] = {}
+    for d in run.differences:
+        column = (d.metric, d.reference)
+        columns.setdefault(column, f"Δ {d.metric.replace('_', ' ')} vs {d.reference}")
+        keyed.setdefault((d.setting_key, d.method, d.hparams, d.level), {})[column] = str(
+            d.estimate
+        )
+    if not keyed:
+        return "(no paired differences: the run has no control or prompting rows to pair with)"
+    order = list(columns)
+    lines = [
+        [method, hparams, level, *(values.get(column, "") for column in order)]
+        for (_, method, hparams, level), values in keyed.items()
     ]
-    return "\n".join([table, "Values: mean [95% bootstrap CI].", *notes])
+    headers = ["method", "hparams", "target", *(columns[c] for c in order)]
+    return "\n".join(
+        [
+            tabulate(lines, headers=headers, tablefmt=tablefmt),
+            "",
+            "Paired on (scenario, level, seed); 95% CI resampling scenarios.",
+        ]
+    )
 
 
-def confusion_tables(cells: list[CellAggregate], tablefmt: str = "github") -> str:
-    """Per (model, method, hparams): target level (rows) x predicted level (columns) counts."""
+def confusion_tables(run: RunSummary, tablefmt: str = "github") -> str:
+    """Per method setting: target level (rows) x level read (columns, or no new task)."""
     blocks = []
-    for key in dict.fromkeys((c.model, c.method, c.hparams) for c in cells):
-        group = [c for c in cells if (c.model, c.method, c.hparams) == key]
+    for key in dict.fromkeys(c.setting_key for c in run.cells):
+        group = [c for c in run.cells if c.setting_key == key and c.level != ALL_LEVELS]
         lines = [[c.level, *c.predicted.values()] for c in group]
-        headers = ["target \\ predicted", *group[0].predicted]
-        title = " ".join(part for part in key if part != "-")
-        blocks.append(f"{title}\n{tabulate(lines, headers=headers, tablefmt=tablefmt)}")
+        headers = ["target \\ read", *group[0].predicted]
+        title = f"{group[0].method} {group[0].hparams}".removesuffix(" -")
+        blocks.append(f"{title}\n\n{tabulate(lines, headers=headers, tablefmt=tablefmt)}")
     return "\n\n".join(blocks)

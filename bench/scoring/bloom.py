@@ -1,7 +1,11 @@
-"""The Bloom-level scorer: MiniLM sentence embeddings + lexical n-grams, logistic regression.
+"""The scorer's two classifiers: the Bloom level a text asks for, and whether it sets a task.
 
-Trained only on the `classifier` data role; the fitted model is cached under
-`$BENCH_CACHE/scorers/`, keyed by a hash of its training data and settings.
+Both are logistic regressions over the same feature blocks: MiniLM sentence embeddings of the
+whole text, optionally of its task clause (`bench.scoring.clauses`), TF-IDF word n-grams and
+taxonomy-verb features. Which blocks, and where the verb features are read, is a design
+choice (`ClassifierSettings`); the datasheet compares designs on held-out data. Trained only
+on the `classifier` role; cached under `$BENCH_CACHE/scorers/`, keyed by the scorer's
+fingerprint (code, data, encoder, library versions) and the settings.
 """
 
 from __future__ import annotations
@@ -10,120 +14,190 @@ import hashlib
 import json
 import pickle
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Literal
 
-import datasets
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from bench.data.levels import LEVELS, Level, has_signature_verb
-from bench.data.roles import load_classifier_data
+from bench.data.roles import load_classifier_data, load_decoys, load_no_task
 from bench.models.loading import cache_root
+from bench.scoring.clauses import form_features, task_clause
 from bench.scoring.embeddings import sentence_encoder
+from bench.scoring.fingerprint import scorer_fingerprint
 
 LEVEL_NAMES = [level.value for level in LEVELS]
 
 
 @dataclass(frozen=True)
 class ClassifierSettings:
-    """How the scorer is built; part of its cache key."""
+    """How a classifier is built; part of its cache key."""
 
     embedding_weight: float = 1.0
-    """Scale of the (unit-norm) sentence embedding block in the feature vector."""
+    """Scale of the whole text's (unit-norm) sentence embedding."""
+    clause_weight: float = 0.0
+    """Scale of the task clause's sentence embedding (0: not used)."""
     lexical_weight: float = 1.0
-    """Scale of the TF-IDF word n-gram block (0 turns lexical features off)."""
+    """Scale of the TF-IDF word n-gram block (0: off)."""
+    lexical_scope: Literal["text", "clause"] = "text"
+    """Whether n-grams are read in the whole text or in its task clause only."""
     ngram_max: int = 2
     """Longest word n-gram in the lexical block."""
     verb_weight: float = 1.0
-    """Scale of the taxonomy-verb block: per level, whether the text opens with / contains one
-    of its signature verbs (the verb lists of the taxonomy, not learned)."""
+    """Scale of the taxonomy-verb block: per level, whether the scope opens with / contains
+    one of its signature verbs (the taxonomy's lists, not learned). 0: off."""
+    verb_scope: Literal["text", "clause"] = "text"
+    """Whether verbs are read in the whole text or in its task clause only."""
+    train_on_decoys: bool = True
+    """Also train on the decoy split's training texts (verbs of other levels as framing)."""
+    form_weight: float = 0.0
+    """Scale of the form block: does the task clause ask or tell (a question mark, a question
+    word or an imperative opening) and does the text address the student ('you')? 0: off."""
+    balanced: bool = False
+    """Weight classes inversely to their frequency (the task detector has 4x more texts that
+    set a task than texts that don't)."""
     c: float = 4.0
     """Inverse L2 regularization of the logistic regression."""
-    version: int = 1
-    """Bump when the feature code changes, to invalidate caches."""
 
 
 def verb_features(texts: list[str]) -> np.ndarray:
     """[n, 12]: for each level, opens with one of its signature verbs; contains one."""
     features = np.zeros((len(texts), 2 * len(LEVELS)))
     for row, text in enumerate(texts):
-        words = text.strip().split()
-        opening = " ".join(words[:1])
+        opening = " ".join(text.strip().split()[:1])
         for level in LEVELS:
             features[row, level.index] = has_signature_verb(opening, level)
             features[row, len(LEVELS) + level.index] = has_signature_verb(text, level)
     return features
 
 
-class BloomClassifier:
-    """Predicts a probability for each of the six levels."""
+class TextClassifier:
+    """Logistic regression over the feature blocks its settings choose."""
 
-    def __init__(self, settings: ClassifierSettings | None = None) -> None:
-        self.settings = settings or ClassifierSettings()
+    def __init__(self, settings: ClassifierSettings) -> None:
+        self.settings = settings
         self.vectorizer = TfidfVectorizer(
-            ngram_range=(1, self.settings.ngram_max), sublinear_tf=True, min_df=2, lowercase=True
+            ngram_range=(1, settings.ngram_max), sublinear_tf=True, min_df=2, lowercase=True
         )
-        self.model = LogisticRegression(C=self.settings.c, max_iter=2000)
+        self.model = LogisticRegression(
+            C=settings.c, max_iter=3000, class_weight="balanced" if settings.balanced else None
+        )
 
     def _features(
-        self, texts: list[str], fit: bool = False, embeddings: np.ndarray | None = None
+        self, texts: list[str], embeddings: np.ndarray | None, fit: bool = False
     ) -> sparse.csr_matrix:
+        s = self.settings
+        encoder = sentence_encoder()
         if embeddings is None:
-            embeddings = sentence_encoder().encode(texts)
-        blocks = [sparse.csr_matrix(embeddings * self.settings.embedding_weight)]
-        if self.settings.verb_weight > 0:
-            blocks.append(sparse.csr_matrix(verb_features(texts) * self.settings.verb_weight))
-        if self.settings.lexical_weight > 0:
+            embeddings = encoder.encode(texts)
+        clauses = [task_clause(t) for t in texts]
+        blocks = [sparse.csr_matrix(embeddings * s.embedding_weight)]
+        if s.clause_weight > 0:
+            blocks.append(sparse.csr_matrix(encoder.encode(clauses) * s.clause_weight))
+        if s.verb_weight > 0:
+            scope = clauses if s.verb_scope == "clause" else texts
+            blocks.append(sparse.csr_matrix(verb_features(scope) * s.verb_weight))
+        if s.form_weight > 0:
+            blocks.append(sparse.csr_matrix(form_features(texts) * s.form_weight))
+        if s.lexical_weight > 0:
+            scope = clauses if s.lexical_scope == "clause" else texts
             lexical = (
-                self.vectorizer.fit_transform(texts) if fit else self.vectorizer.transform(texts)
+                self.vectorizer.fit_transform(scope) if fit else self.vectorizer.transform(scope)
             )
-            blocks.append(lexical * self.settings.lexical_weight)
+            blocks.append(lexical * s.lexical_weight)
         return sparse.hstack(blocks).tocsr()
 
-    def fit(self, texts: list[str], levels: list[str]) -> BloomClassifier:
-        labels = np.array([LEVEL_NAMES.index(level) for level in levels])
-        self.model.fit(self._features(texts, fit=True), labels)
+    def fit(self, texts: list[str], labels: list[int]) -> TextClassifier:
+        self.model.fit(self._features(texts, None, fit=True), np.array(labels))
         return self
 
-    def predict_proba(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
-        """[n, 6] probabilities in taxonomy order (Remember ... Create).
-
-        `embeddings`: the texts' sentence embeddings, if the caller has them already."""
-        if not texts:
-            return np.zeros((0, len(LEVELS)))
-        probs = np.zeros((len(texts), len(LEVELS)))
-        probs[:, self.model.classes_] = self.model.predict_proba(
-            self._features(texts, embeddings=embeddings)
-        )
+    def predict_proba(
+        self, texts: list[str], embeddings: np.ndarray | None, n_classes: int
+    ) -> np.ndarray:
+        """[n, n_classes] probabilities (classes absent from training get 0)."""
+        probs = np.zeros((len(texts), n_classes))
+        if texts:
+            features = self._features(texts, embeddings)
+            probs[:, self.model.classes_] = self.model.predict_proba(features)
         return probs
 
+
+class BloomClassifier(TextClassifier):
+    """Predicts a probability for each of the six levels (taxonomy order)."""
+
+    def fit_levels(self, texts: list[str], levels: list[str]) -> BloomClassifier:
+        self.fit(texts, [LEVEL_NAMES.index(level) for level in levels])
+        return self
+
+    def level_probs(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        return self.predict_proba(texts, embeddings, len(LEVELS))
+
     def predict(self, texts: list[str]) -> list[Level]:
-        return [LEVELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
+        return [LEVELS[i] for i in self.level_probs(texts).argmax(axis=1)]
 
 
-def _cache_key(train: datasets.Dataset, settings: ClassifierSettings) -> str:
-    payload = json.dumps(
-        {"texts": list(train["text"]), "levels": list(train["level"]), **asdict(settings)}
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+@dataclass
+class TrainedScorer:
+    """The fitted level classifier and task detector."""
+
+    levels: BloomClassifier
+    tasks: TextClassifier
+
+    def level_probs(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        return self.levels.level_probs(texts, embeddings)
+
+    def task_probs(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Probability that each text sets the student a task."""
+        return self.tasks.predict_proba(texts, embeddings, 2)[:, 1]
 
 
-def trained_classifier(
-    data_path: str | Path | None = None, settings: ClassifierSettings | None = None
-) -> BloomClassifier:
-    """The scorer trained on the classifier role's train split (from cache when possible)."""
-    settings = settings or ClassifierSettings()
-    train = load_classifier_data("train", data_path)
-    path = cache_root() / "scorers" / f"bloom-{_cache_key(train, settings)}.pkl"
+DEFAULT_LEVEL_SETTINGS = ClassifierSettings(verb_scope="clause", clause_weight=1.0)
+"""The design chosen on held-out data (see the datasheet's comparison of designs)."""
+TASK_SETTINGS = ClassifierSettings(
+    verb_weight=0.0, clause_weight=1.0, lexical_scope="clause", form_weight=1.0, balanced=True
+)
+"""The task detector reads form, not level: no verb block; the task clause's embedding and
+n-grams and the form block; classes balanced."""
+
+
+def level_training_data(settings: ClassifierSettings) -> tuple[list[str], list[str]]:
+    """Texts and levels the level classifier trains on (classifier role, train split)."""
+    train = load_classifier_data("train")
+    texts, levels = list(train["text"]), list(train["level"])
+    if settings.train_on_decoys:
+        decoys = load_decoys("train")
+        texts += list(decoys["text"])
+        levels += list(decoys["level"])
+    return texts, levels
+
+
+def task_training_data() -> tuple[list[str], list[int]]:
+    """Texts that set a task (every level-labeled text) vs texts that set none."""
+    positives = list(load_classifier_data("train")["text"]) + list(load_decoys("train")["text"])
+    negatives = list(load_no_task("train")["text"])
+    return positives + negatives, [1] * len(positives) + [0] * len(negatives)
+
+
+def train_scorer(level_settings: ClassifierSettings = DEFAULT_LEVEL_SETTINGS) -> TrainedScorer:
+    levels = BloomClassifier(level_settings).fit_levels(*level_training_data(level_settings))
+    tasks = TextClassifier(TASK_SETTINGS).fit(*task_training_data())
+    return TrainedScorer(levels, tasks)
+
+
+def trained_scorer(level_settings: ClassifierSettings = DEFAULT_LEVEL_SETTINGS) -> TrainedScorer:
+    """The scorer trained on the classifier role (from the cache when possible)."""
+    payload = json.dumps([scorer_fingerprint(), asdict(level_settings)], sort_keys=True)
+    key = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    path = cache_root() / "scorers" / f"scorer-{key}.pkl"
     if path.is_file():
         with path.open("rb") as handle:
             return pickle.load(handle)
-    classifier = BloomClassifier(settings).fit(list(train["text"]), list(train["level"]))
+    scorer = train_scorer(level_settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix(".tmp")
     with staging.open("wb") as handle:
-        pickle.dump(classifier, handle)
-    staging.rename(path)
-    return classifier
+        pickle.dump(scorer, handle)
+    staging.replace(path)
+    return scorer

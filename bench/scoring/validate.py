@@ -1,6 +1,14 @@
-"""How good the Bloom scorer is: held-out split and external human-labeled data.
+"""How good the scorer is: held-out splits of the project's data and external data.
 
-External CSVs (columns `text`, `level`) are read in place and never trained on.
+- `heldout`: the level-labeled classifier texts held out from training.
+- `decoys-heldout`: held-out decoys, texts that use other levels' signature verbs as framing
+  (a keyword matcher fails them).
+- `no-verb-heldout`: held-out texts (classifier and decoys) that contain no signature verb of
+  any level (the level is carried by wording alone).
+- `task-presence-heldout`: does the detector tell texts that set a task from those that don't.
+- `independent-<kind>`: texts by a writer who never saw the training data: plain, no-verb
+  and decoy texts (a check that the held-out splits do not flatter the scorer).
+- one entry per external CSV (`text`, `level`), read in place, never trained on.
 """
 
 from __future__ import annotations
@@ -10,43 +18,85 @@ from typing import Any
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from bench.data.levels import LEVELS
-from bench.data.roles import load_classifier_data, load_labeled_csv
-from bench.scoring.bloom import LEVEL_NAMES, BloomClassifier
+from bench.data.levels import LEVELS, has_signature_verb, parse_level
+from bench.data.roles import (
+    load_classifier_data,
+    load_decoys,
+    load_independent_test,
+    load_labeled_csv,
+    load_no_task,
+)
+from bench.scoring.bloom import LEVEL_NAMES, TrainedScorer
 
-DEFAULT_EXTERNAL_DIR = Path("../shared/data/bloom-external")
+EXTERNAL_CANDIDATE = Path("../shared/data/bloom-external")
+"""Where this project's development machines keep external human-labeled Bloom data."""
 
 
-def classification_metrics(truth: list[str], predicted: list[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-level F1 over the six levels."""
-    per_level = f1_score(truth, predicted, labels=LEVEL_NAMES, average=None, zero_division=0)
+def default_external_dir() -> Path | None:
+    """The external validation folder when this machine has one, else None."""
+    return EXTERNAL_CANDIDATE if EXTERNAL_CANDIDATE.is_dir() else None
+
+
+def classification_metrics(
+    truth: list[str], predicted: list[str], labels: list[str] | None = None
+) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-label F1 (default labels: the six levels)."""
+    labels = labels or LEVEL_NAMES
+    per_label = f1_score(truth, predicted, labels=labels, average=None, zero_division=0)
     return {
         "n": len(truth),
         "accuracy": float(accuracy_score(truth, predicted)),
         "macro_f1": float(
-            f1_score(truth, predicted, labels=LEVEL_NAMES, average="macro", zero_division=0)
+            f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)
         ),
-        "f1_per_level": {level.value: float(f) for level, f in zip(LEVELS, per_level, strict=True)},
+        "f1_per_label": {label: float(f) for label, f in zip(labels, per_label, strict=True)},
     }
 
 
-def evaluate_on(classifier: BloomClassifier, texts: list[str], levels: list[str]) -> dict[str, Any]:
-    predicted = [level.value for level in classifier.predict(texts)]
+def evaluate_levels(scorer: TrainedScorer, texts: list[str], levels: list[str]) -> dict[str, Any]:
+    predicted = [LEVELS[i].value for i in scorer.level_probs(texts).argmax(axis=1)]
     return classification_metrics(levels, predicted)
 
 
-def validate(
-    classifier: BloomClassifier,
-    external_dir: Path | None = DEFAULT_EXTERNAL_DIR,
-    data_path: str | Path | None = None,
-) -> dict[str, Any]:
-    """Metrics on the held-out split and on every CSV in `external_dir` (if it exists)."""
-    heldout = load_classifier_data("heldout", data_path)
+def has_no_signature_verb(text: str) -> bool:
+    return not any(has_signature_verb(text, level) for level in LEVELS)
+
+
+def heldout_sets() -> dict[str, tuple[list[str], list[str]]]:
+    """The project's held-out level-labeled sets: name -> (texts, levels)."""
+    plain = load_classifier_data("heldout")
+    decoys = load_decoys("heldout")
+    texts = list(plain["text"]) + list(decoys["text"])
+    levels = list(plain["level"]) + list(decoys["level"])
+    no_verb = [(t, lv) for t, lv in zip(texts, levels, strict=True) if has_no_signature_verb(t)]
+    sets = {
+        "heldout": (list(plain["text"]), list(plain["level"])),
+        "decoys-heldout": (list(decoys["text"]), list(decoys["level"])),
+        "no-verb-heldout": ([t for t, _ in no_verb], [lv for _, lv in no_verb]),
+    }
+    independent = load_independent_test()
+    for kind in sorted(set(independent["kind"])):
+        rows = [r for r in independent if r["kind"] == kind]
+        sets[f"independent-{kind}"] = ([r["text"] for r in rows], [r["level"] for r in rows])
+    return sets
+
+
+def validate(scorer: TrainedScorer, external_dir: Path | None) -> dict[str, Any]:
+    """Metrics on every held-out set and on every CSV in `external_dir` (if given)."""
     report: dict[str, Any] = {}
-    if len(heldout):
-        report["heldout"] = evaluate_on(classifier, list(heldout["text"]), list(heldout["level"]))
-    if external_dir is not None and external_dir.is_dir():
+    for name, (texts, levels) in heldout_sets().items():
+        if texts:
+            report[name] = evaluate_levels(scorer, texts, levels)
+    positives = list(load_classifier_data("heldout")["text"]) + list(load_decoys("heldout")["text"])
+    negatives = list(load_no_task("heldout")["text"])
+    probs = scorer.task_probs(positives + negatives)
+    truth = ["task"] * len(positives) + ["no task"] * len(negatives)
+    predicted = ["task" if p >= 0.5 else "no task" for p in probs]
+    report["task-presence-heldout"] = classification_metrics(truth, predicted, ["task", "no task"])
+    if external_dir is not None:
         for csv_path in sorted(external_dir.glob("*.csv")):
             data = load_labeled_csv(csv_path)
-            report[csv_path.name] = evaluate_on(classifier, list(data["text"]), list(data["level"]))
+            report[csv_path.name] = evaluate_levels(
+                scorer, list(data["text"]), [parse_level(lv).value for lv in data["level"]]
+            )
     return report
