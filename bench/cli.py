@@ -190,9 +190,10 @@ def score_file(
     out: str | None,
 ) -> None:
     """Write every per-text criterion of the benchmark for the texts of a CSV."""
+    from bench.atomic import write_atomically
     from bench.data.tasks import task_from_config
     from bench.models.loading import load_model
-    from bench.scoring.csv_scoring import CsvColumns, note_json, score_csv, write_atomically
+    from bench.scoring.csv_scoring import CsvColumns, note_json, score_csv
 
     task = task_from_config(task_name)
     if model is not None and question_column is None:
@@ -410,9 +411,17 @@ def sae_train(store: str, out: str, overrides: tuple[str, ...]) -> None:
     type=click.Path(file_okay=False),
     help="Activation store (default: the one the SAE was trained on).",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="CE/KL on N evenly spaced held-out documents (default: all; FVE always uses all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON to this file.")
 @friendly_errors
-def sae_eval(directory: str, store: str | None, as_json: bool) -> None:
+def sae_eval(
+    directory: str, store: str | None, limit: int | None, as_json: bool, out: str | None
+) -> None:
     """FVE, L0, dead latents, CE loss recovered and KL on held-out text."""
     from pathlib import Path
 
@@ -427,8 +436,20 @@ def sae_eval(directory: str, store: str | None, as_json: bool) -> None:
     if not store or not Path(store).is_dir():
         raise BenchError("give --store: the activation store with the held-out split")
     lm = load_model(sae.config.model_name)
-    report = evaluate(lm, sae, load_split(store, "heldout"), heldout_documents(store))
-    report = {"sae": directory, "config": sae.config.saelens_cfg()["bench"], **report}
+    docs = heldout_documents(store)
+    if limit is not None and limit < len(docs):
+        docs = docs[:: len(docs) // limit][:limit]
+    report = evaluate(lm, sae, load_split(store, "heldout"), docs)
+    report = {
+        "sae": directory,
+        "config": sae.config.saelens_cfg()["bench"],
+        "splice_documents": len(docs),
+        **report,
+    }
+    if out is not None:
+        from bench.atomic import write_atomically
+
+        write_atomically(out, json.dumps(report, indent=2, default=str) + "\n")
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
@@ -455,9 +476,9 @@ def report(store: str, out: str | None, title: str, how: str) -> None:
     if out is None:
         click.echo(page)
         return
-    staging = Path(f"{out}.tmp")
-    staging.write_text(page, encoding="utf-8")
-    staging.replace(out)
+    from bench.atomic import write_atomically
+
+    write_atomically(out, page)
     click.echo(f"wrote {out}", err=True)
 
 
@@ -468,21 +489,41 @@ def report(store: str, out: str | None, title: str, how: str) -> None:
 @click.option(
     "--dtype", default="auto", show_default=True, help="auto, float32, bfloat16, float16."
 )
+@click.option("--sae", type=click.Path(file_okay=False), help="Also time query-SAE steering.")
+@click.option("--vector-layer", type=int, help="Also time CAA and ActAdd at this layer.")
+@click.option("--collect-tokens", type=int, default=0, help="Also time collection (tokens).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @friendly_errors
-def perf(model: str, batch_size: int, max_new_tokens: int, dtype: str, as_json: bool) -> None:
-    """Measure load times (cold conversion vs cache) and batched vs unbatched tokens/s."""
+def perf(
+    model: str,
+    batch_size: int,
+    max_new_tokens: int,
+    dtype: str,
+    sae: str | None,
+    vector_layer: int | None,
+    collect_tokens: int,
+    as_json: bool,
+) -> None:
+    """Measure load times, batched vs unbatched tokens/s, steering and collection costs."""
     from bench.perf import measure
 
-    report = measure(model, batch_size=batch_size, max_new_tokens=max_new_tokens, dtype=dtype)
+    report = measure(
+        model,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        dtype=dtype,
+        sae=sae,
+        vector_layer=vector_layer,
+        collect_tokens=collect_tokens,
+    )
+    values = dataclasses.asdict(report)
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(report), indent=2))
-    else:
-        click.echo(
-            tabulate(
-                dataclasses.asdict(report).items(), headers=["measure", "value"], floatfmt=".2f"
-            )
-        )
+        click.echo(json.dumps(values, indent=2))
+        return
+    rows = [[k, v] for k, v in values.items() if not isinstance(v, dict)]
+    rows += [[f"{m}.{k}", v] for m, d in values["steering"].items() for k, v in d.items()]
+    rows += [[f"collection.{k}", v] for k, v in values["collection"].items()]
+    click.echo(tabulate(rows, headers=["measure", "value"], floatfmt=".3f"))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,27 @@
-"""Benchmarks (never asserted in tests): model load times and generation throughput."""
+"""Benchmarks (never asserted in tests): load times, generation throughput, the cost of
+steering, and the cost of collecting activations. Ratios are measured in one process on the
+same prompts, seeds and batch, so machine noise affects both sides alike."""
 
 from __future__ import annotations
 
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import torch
+
+from bench.data.levels import Level
+from bench.data.roles import load_exemplars
 from bench.data.scenarios import Scenario, load_scenarios
 from bench.data.tasks import TASKS
+from bench.methods.registry import method_class
 from bench.models.generation import Decoding, generate
 from bench.models.loading import (
+    LoadedModel,
     convert_gguf,
     default_device,
     gguf_path,
@@ -22,8 +31,12 @@ from bench.models.loading import (
     resolve_dtype,
 )
 from bench.models.registry import resolve
+from bench.sae.activations import CollectionSettings, batches, collect, forward_to_site, site_for
+from bench.sae.corpus import load_corpus
 
 T = TypeVar("T")
+# Every row runs to max_new_tokens (no stop rule), so rates compare.
+TASK = TASKS["feedback"]
 
 
 @dataclass
@@ -40,6 +53,10 @@ class PerfReport:
     unbatched_tokens_per_s: float
     batch_size: int
     new_tokens: int
+    steering: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per steering method: tokens/s steered, unsteered, and their ratio."""
+    collection: dict[str, float] = field(default_factory=dict)
+    """Tokens/s of activation collection and of a plain forward to the same layer."""
 
 
 def _timed(action: Callable[[], T]) -> tuple[T, float]:
@@ -49,10 +66,75 @@ def _timed(action: Callable[[], T]) -> tuple[T, float]:
     return value, time.perf_counter() - start
 
 
+def _rate(
+    lm: LoadedModel,
+    prompts: list,
+    decoding: Decoding,
+    context: Callable[[], AbstractContextManager],
+) -> float:
+    seeds = list(range(len(prompts)))
+    with context():
+        outputs, seconds = _timed(lambda: generate(lm, prompts, decoding, seeds))
+    return sum(g.n_tokens for g in outputs) / seconds
+
+
+def steering_cost(
+    lm: LoadedModel, method: str, build: dict, steer: dict, prompts: list, decoding: Decoding
+) -> dict[str, float]:
+    """Tokens/s with the method's steering hooks and without, alternating to share noise."""
+    steerer = method_class(method)(TASK, **build)
+    steerer.fit(lm, load_exemplars(form=TASK.form))
+    steered, plain = [], []
+    for _ in range(2):
+        plain.append(_rate(lm, prompts, decoding, nullcontext))
+        steered.append(
+            _rate(lm, prompts, decoding, lambda: steerer.steering(lm, Level.CREATE, **steer))
+        )
+    result = {"steered_tokens_per_s": max(steered), "plain_tokens_per_s": max(plain)}
+    result["speed_ratio"] = result["steered_tokens_per_s"] / result["plain_tokens_per_s"]
+    result["time_ratio"] = 1 / result["speed_ratio"]
+    return result
+
+
+def collection_cost(lm: LoadedModel, layer: int, tokens: int) -> dict[str, float]:
+    """Collection (capture, mask, bf16 shards on disk) vs a plain forward to the same layer,
+    over the same documents."""
+    docs = load_corpus(lm)[: max(16, tokens // 200)]
+    settings = CollectionSettings(layer=layer, tokens=tokens, heldout_fraction=0.05)
+    site = site_for(lm, "query", layer)
+
+    @torch.no_grad()
+    def plain() -> int:
+        count = 0
+        for _, ids, attention, keep in batches(lm, docs, settings.batch_size, settings.context):
+            forward_to_site(lm, site, ids.to(lm.device), attention.to(lm.device))
+            count += int(keep.sum())
+        return count
+
+    plain_tokens, plain_s = _timed(plain)
+    with tempfile.TemporaryDirectory() as scratch:
+        meta, collect_s = _timed(lambda: collect(lm, docs, settings, Path(scratch) / "store"))
+    collected = sum(meta["tokens"].values())
+    result = {
+        "collection_tokens_per_s": collected / collect_s,
+        "forward_to_layer_tokens_per_s": plain_tokens / plain_s,
+    }
+    result["ratio"] = result["collection_tokens_per_s"] / result["forward_to_layer_tokens_per_s"]
+    return result
+
+
 def measure(
-    model: str, batch_size: int = 8, max_new_tokens: int = 64, dtype: str = "auto"
+    model: str,
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    dtype: str = "auto",
+    sae: str | None = None,
+    vector_layer: int | None = None,
+    collect_tokens: int = 0,
 ) -> PerfReport:
-    """Cold (convert + load) and cached load times; batched vs one-at-a-time tokens/s."""
+    """Cold and cached load times, batched vs one-at-a-time tokens/s; with `sae`, query-SAE
+    steering cost; with `vector_layer`, CAA and ActAdd cost; with `collect_tokens`, the cost
+    of collecting query activations at the SAE's layer (or the middle layer)."""
     spec = resolve(model)
     device = default_device()
     cold = None
@@ -68,9 +150,7 @@ def measure(
             )
     lm, cached = _timed(lambda: load_model(model, dtype=dtype))
     scenarios = [Scenario.from_row(row) for row in load_scenarios("dev")][:batch_size]
-    # The feedback task (no stop rule), so every row runs to max_new_tokens and rates compare.
-    task = TASKS["feedback"]
-    prompts = [task.messages(s) for s in scenarios]
+    prompts = [TASK.messages(s) for s in scenarios]
     decoding = Decoding(max_new_tokens=max_new_tokens)
     seeds = list(range(len(prompts)))
     generate(lm, prompts[:1], Decoding(max_new_tokens=4), seeds[:1])  # warm-up
@@ -78,7 +158,7 @@ def measure(
     single, t_single = _timed(
         lambda: [generate(lm, [p], decoding, [s])[0] for p, s in zip(prompts, seeds, strict=True)]
     )
-    return PerfReport(
+    report = PerfReport(
         model=model,
         device=str(lm.device),
         dtype=str(lm.model.dtype).removeprefix("torch."),
@@ -89,3 +169,25 @@ def measure(
         batch_size=len(prompts),
         new_tokens=max_new_tokens,
     )
+    if sae is not None:
+        query_sae = method_class("query_sae")
+        defaults = {h.name: h.default for h in query_sae.hparams if h.stage == "steer"}
+        report.steering["query_sae"] = steering_cost(
+            lm, "query_sae", {"sae": sae}, defaults, prompts, decoding
+        )
+    if vector_layer is not None:
+        report.steering["caa"] = steering_cost(
+            lm,
+            "caa",
+            {"layer": vector_layer, "scale": "unit"},
+            {"coefficient": 16.0},
+            prompts,
+            decoding,
+        )
+        report.steering["actadd"] = steering_cost(
+            lm, "actadd", {"layer": vector_layer}, {"coefficient": 4.0}, prompts, decoding
+        )
+    if collect_tokens:
+        layer = lm.adapter.n_layers // 2
+        report.collection = collection_cost(lm, layer, collect_tokens)
+    return report

@@ -40,19 +40,22 @@ def test_generates_one_question_reproducibly(smollm: LoadedModel) -> None:
         assert len(g.text.split()) >= 3 and "\n" not in g.text and g.text.count("?") <= 1
 
 
-def test_perplexity_in_context_prefers_a_short_answer_to_a_ramble(smollm: LoadedModel) -> None:
-    """A short, finished question is not more perplexing than a long ramble in the same
-    context (scored alone, without the prompt, short texts looked disfluent)."""
-    scenario = Scenario.from_row(load_scenarios("dev")[0])  # antibiotics
-    context = render_prompt(smollm, TASK.messages(scenario), TASK.cue)
-    short = "Why can stopping the course early leave the toughest bacteria alive?"
-    ramble = (
-        "Well so the antibiotics and the body and the immune and then the course is the course "
-        "of the thing that the doctor says and the bacteria are the bacteria and the resistance "
-        "is like when you, um, the body gets used and then the bacteria and the course again"
+def test_perplexity_is_read_in_the_scenario_context(smollm: LoadedModel) -> None:
+    """The same question is far less perplexing as the reply to its own scenario than to
+    another scenario's prompt, and its words scrambled are far more perplexing: fluency is
+    judged as a reply, not as a text alone."""
+    dev = load_scenarios("dev")
+    own, *others = (
+        render_prompt(smollm, TASK.messages(Scenario.from_row(dev[i])), TASK.cue) for i in range(4)
     )
-    short_ppl, ramble_ppl = perplexities(smollm, [context, context], [short, ramble])
-    assert short_ppl <= ramble_ppl, (short_ppl, ramble_ppl)
+    assert "antibiotics" in own
+    question = "Why can stopping the course early leave the toughest bacteria alive?"
+    scrambled = "alive course the early bacteria toughest stopping Why leave can the?"
+    in_own, shuffled, *elsewhere = perplexities(
+        smollm, [own, own, *others], [question, scrambled] + [question] * len(others)
+    )
+    assert all(in_own * 2 < other for other in elsewhere), (in_own, elsewhere)
+    assert in_own * 10 < shuffled, (in_own, shuffled)
 
 
 def test_bench_run_on_the_embedded_model(tmp_path: Path) -> None:

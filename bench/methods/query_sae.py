@@ -23,10 +23,10 @@ import datasets
 import torch
 
 from bench.data.levels import LEVELS, Level
-from bench.data.scenarios import Scenario
 from bench.data.tasks import Message
 from bench.errors import ConfigError
-from bench.hooks import current_phase, read_site, replace_site
+from bench.hooks import current_phase, replace_site
+from bench.methods.activations import reply_activations
 from bench.methods.base import HParam, Steerer
 from bench.models.attention import eager_attention
 from bench.models.generation import joiner, render_prompt
@@ -99,27 +99,12 @@ class QuerySAESteering(Steerer):
         self.sae = self.sae.to(lm.device)
         sums = torch.zeros(len(LEVELS), self.sae.config.d_sae, device=lm.device)
         counts = torch.zeros(len(LEVELS), device=lm.device)
-        site = lm.adapter.query(self.layer)
-        for row in exemplars:
-            scenario = Scenario(
-                row.get("scenario_key", "exemplar"),
-                row.get("subject", ""),
-                row.get("question", ""),
-                row.get("student_answer", ""),
-            )
-            context = render_prompt(lm, self.task.messages(scenario), self.task.cue)
-            head = lm.tokenizer(context, add_special_tokens=False)["input_ids"]
-            tail = lm.tokenizer(joiner(context) + row["text"], add_special_tokens=False)[
-                "input_ids"
-            ]
-            ids = torch.tensor([head + tail], device=lm.device)
-
-            with torch.no_grad(), read_site(site) as captured:
-                lm.model(input_ids=ids)
-            codes = self.sae.encode(captured[0][0, len(head) :].float())
-            level = LEVELS.index(Level(row["level"]))
-            sums[level] += codes.sum(0)
-            counts[level] += len(codes)
+        replies = reply_activations(lm, lm.adapter.query(self.layer), self.task, exemplars)
+        with torch.no_grad():
+            for activations, level in zip(replies, exemplars["level"], strict=True):
+                index = Level(level).index
+                sums[index] += self.sae.encode(activations).sum(0)
+                counts[index] += len(activations)
         self.prototypes = sums / counts.clamp(min=1)[:, None]
 
     def artifacts(self) -> dict[str, str]:

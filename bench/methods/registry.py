@@ -10,6 +10,9 @@ from bench.methods.base import Steerer
 METHODS: dict[str, str] = {
     "none": "baselines.unsteered:Unsteered",
     "prompting": "baselines.prompting:ZeroShotPrompting",
+    "few_shot": "baselines.few_shot:FewShotPrompting",
+    "actadd": "baselines.actadd:ActAddSteering",
+    "caa": "baselines.caa:DiffMeanSteering",
     "query_sae": "bench.methods.query_sae:QuerySAESteering",
 }
 

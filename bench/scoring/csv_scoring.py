@@ -13,8 +13,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -140,17 +138,6 @@ def score_csv(
         else "none (no --cuts-from store): fluent and success are empty",
     }
     return buffer.getvalue(), note
-
-
-def write_atomically(target: str | Path, text: str) -> None:
-    """Write `text` to `target` via a temporary file, so no half-written file is ever left."""
-    target = Path(target)
-    handle, staging = tempfile.mkstemp(
-        dir=target.parent if str(target.parent) else ".", suffix=".tmp"
-    )
-    with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-        stream.write(text)
-    os.replace(staging, target)
 
 
 def note_json(note: dict[str, Any]) -> str:

@@ -1,8 +1,9 @@
 """The scorer's fingerprint: everything that decides a score, for cell keys and the cache.
 
-It covers the scoring code (every module of `bench.scoring`, the verb lists and the level
-instructions it reads), the scorer's training data (the classifier role), the sentence
-encoder's weights and the versions of the libraries that compute features and fit models.
+It covers the scoring code (the modules that compute a stored score, the verb lists and level
+instructions they read, and how a text is joined to its context), the scorer's training data
+(the classifier role), the sentence encoder's weights and the versions of the libraries that
+compute features and fit models.
 """
 
 from __future__ import annotations
@@ -21,10 +22,24 @@ SCORER_DATA = ("classifier.jsonl", "decoys.jsonl", "no_task.jsonl")
 _LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "tokenizers")
 
 
+SCORE_MODULES = (
+    "scoring/bloom.py",
+    "scoring/clauses.py",
+    "scoring/embeddings.py",
+    "scoring/fluency.py",
+    "scoring/leakage.py",
+    "scoring/relevance.py",
+    "scoring/score.py",
+    "data/levels.py",
+    "data/instructions.py",
+    "models/generation.py",
+)
+"""The code that computes a stored score (reports, validation and CSV I/O do not)."""
+
+
 def scorer_sources() -> list[Path]:
     """The code files whose content decides a score."""
-    scoring = sorted((_BENCH / "scoring").rglob("*.py"))
-    return [*scoring, _BENCH / "data" / "levels.py", _BENCH / "data" / "instructions.py"]
+    return [_BENCH / name for name in SCORE_MODULES]
 
 
 @cache

@@ -1,0 +1,104 @@
+"""What activation methods share: reading a site over exemplar replies (teacher-forced under
+the task's prompt), adding a vector at chosen positions during generation, and a disk cache
+for learned vectors keyed by everything that decides them.
+
+Not a method itself: methods import it; it imports no method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import datasets
+import torch
+from safetensors.torch import load_file, save_file
+
+from bench.data.scenarios import Scenario
+from bench.data.tasks import Task
+from bench.hooks import Phase, Site, current_phase, read_site, replace_site
+from bench.models.generation import joiner, render_prompt
+from bench.models.loading import LoadedModel, cache_root
+
+
+def exemplar_scenario(row: dict[str, Any]) -> Scenario:
+    """The scenario an exemplar was written for (a user CSV has none: empty fields)."""
+    return Scenario(
+        row.get("scenario_key") or row.get("id", "exemplar"),
+        row.get("subject") or "",
+        row.get("question") or "",
+        row.get("student_answer") or "",
+    )
+
+
+@torch.no_grad()
+def reply_activations(
+    lm: LoadedModel, site: Site, task: Task, exemplars: datasets.Dataset
+) -> list[torch.Tensor]:
+    """Per exemplar, the site's output [n_reply_tokens, d] (float32) over the tokens of its
+    text, read teacher-forced as the reply to the task's prompt for its scenario."""
+    results = []
+    for row in exemplars:
+        context = render_prompt(lm, task.messages(exemplar_scenario(row)), task.cue)
+        head = lm.tokenizer(context, add_special_tokens=False)["input_ids"]
+        tail = lm.tokenizer(joiner(context) + row["text"], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([head + tail], device=lm.device)
+        with read_site(site) as captured:
+            lm.model(input_ids=ids)
+        results.append(captured[0][0, len(head) :].float())
+    return results
+
+
+def first_real_positions(
+    phase: Phase, shape: tuple[int, int], device: torch.device
+) -> torch.Tensor:
+    """[batch] index of each row's first real (non-padding) token in the prefill pass."""
+    if phase.attention_mask is None:
+        return torch.zeros(shape[0], dtype=torch.long, device=device)
+    return phase.attention_mask.to(device).long().argmax(dim=1)
+
+
+@contextmanager
+def add_at_positions(
+    site: Site, delta: Callable[[torch.Tensor, Phase | None], torch.Tensor | None]
+) -> Iterator[None]:
+    """Add `delta(output, phase)` (same shape, or None for nothing) to the site's output."""
+
+    def edit(output: torch.Tensor) -> torch.Tensor:
+        added = delta(output, current_phase())
+        return output if added is None else output + added.to(output.dtype)
+
+    with replace_site(site, edit):
+        yield
+
+
+def vector_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cached_vectors(
+    parts: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
+    """Vectors from `$BENCH_CACHE/vectors/<key>.safetensors`, computed (and stored) once per
+    key; `parts` must hold everything that decides them."""
+    path = cache_root() / "vectors" / f"{vector_key(parts)}.safetensors"
+    if path.is_file():
+        return load_file(str(path))
+    vectors = {name: t.detach().float().cpu().contiguous() for name, t in compute().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp")
+    save_file(vectors, str(staging))
+    staging.replace(path)
+    return vectors
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """Content sha256 of named tensors (for a method's fingerprint)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
