@@ -404,6 +404,77 @@ def sae_train(store: str, out: str, overrides: tuple[str, ...]) -> None:
     )
 
 
+def _level_texts(lm: Any, sae: Any, scenarios: set[str] | None = None) -> tuple[Any, list[str]]:
+    """The question exemplars' activations at the SAE's site (read as replies to the task's
+    prompt), labeled by level; only those of `scenarios` if given. Returns (texts, keys)."""
+    from bench.data.levels import Level
+    from bench.data.roles import load_exemplars
+    from bench.data.tasks import TASKS
+    from bench.methods.activations import reply_activations
+    from bench.sae.activations import site_for
+    from bench.sae.align import LabeledTexts
+
+    exemplars = load_exemplars(form="question")
+    if scenarios is not None:
+        exemplars = exemplars.filter(lambda row: row["scenario_key"] in scenarios)
+    site = site_for(lm, sae.config.site, sae.config.hook_layer)
+    activations = reply_activations(lm, site, TASKS["question"], exemplars)
+    labels = [Level(level).index for level in exemplars["level"]]
+    return LabeledTexts(activations, labels), sorted(set(exemplars["scenario_key"]))
+
+
+@sae.command("align")
+@click.argument("stage1", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option(
+    "--heldout-every",
+    type=click.IntRange(min=2),
+    default=4,
+    show_default=True,
+    help="Every Nth exemplar scenario (sorted by key) is held out for binding evaluation.",
+)
+@click.argument("overrides", nargs=-1)
+@friendly_errors
+def sae_align(stage1: str, out: str, heldout_every: int, overrides: tuple[str, ...]) -> None:
+    """AlignSAE stage 2: give each Bloom level its own latent slot. OVERRIDES: key=value of
+    the settings (bind, decorrelation, pooling=mean|max, steps, lr, batch_size, ...)."""
+    from pathlib import Path
+
+    from bench.config import apply_overrides, settings_from
+    from bench.data.levels import LEVELS
+    from bench.data.roles import dataset_sha256, load_exemplars
+    from bench.models.loading import load_model
+    from bench.sae.align import AlignSettings, align
+    from bench.sae.base import weights_sha256
+    from bench.sae.registry import load_sae
+
+    settings = settings_from(AlignSettings, apply_overrides({}, list(overrides)), "sae align")
+    if Path(out).exists():
+        raise BenchError(f"{out} exists; choose a new --out")
+    base = load_sae(stage1)
+    store = base.config.metadata.get("store", {}).get("directory")
+    if not store or not Path(store).is_dir():
+        raise BenchError(f"{stage1}: its activation store {store!r} is not on this machine")
+    lm = load_model(base.config.model_name)
+    keys = sorted(set(load_exemplars(form="question")["scenario_key"]))
+    heldout_keys = set(keys[heldout_every - 1 :: heldout_every])
+    fit, _ = _level_texts(lm, base, set(keys) - heldout_keys)
+    heldout, _ = _level_texts(lm, base, heldout_keys)
+    provenance = {
+        "stage1": str(stage1),
+        "stage1_sha256": weights_sha256(stage1),
+        "exemplars": dataset_sha256(load_exemplars(form="question")),
+        "heldout_scenarios": sorted(heldout_keys),
+    }
+    concepts = [level.value for level in LEVELS]
+    log = align(base, store, concepts, fit, heldout, settings, out, provenance)
+    last = log["curve"][-1]
+    click.echo(
+        f"saved aligned SAE to {out}: held-out binding accuracy {last['binding_accuracy']:.3f}, "
+        f"FVE {last['fve']:.3f}"
+    )
+
+
 @sae.command("eval")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
@@ -439,13 +510,24 @@ def sae_eval(
     docs = heldout_documents(store)
     if limit is not None and limit < len(docs):
         docs = docs[:: len(docs) // limit][:limit]
-    report = evaluate(lm, sae, load_split(store, "heldout"), docs)
+    activations = load_split(store, "heldout")
+    report = evaluate(lm, sae, activations, docs)
     report = {
         "sae": directory,
         "config": sae.config.saelens_cfg()["bench"],
         "splice_documents": len(docs),
         **report,
     }
+    aligned = sae.config.metadata.get("align")
+    if aligned:  # binding, and what alignment cost against stage 1 on the same text
+        from bench.sae.align import binding_metrics
+
+        heldout, _ = _level_texts(lm, sae, set(aligned["heldout_scenarios"]))
+        report.update(binding_metrics(sae, heldout, aligned["settings"]["pooling"]))
+        stage1 = evaluate(lm, load_sae(aligned["stage1"]), activations, docs)
+        report["stage1"] = stage1
+        report["fve_drop"] = stage1["fve"] - report["fve"]
+        report["ce_loss_recovered_drop"] = stage1["ce_loss_recovered"] - report["ce_loss_recovered"]
     if out is not None:
         from bench.atomic import write_atomically
 

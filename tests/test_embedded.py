@@ -58,6 +58,36 @@ def test_perplexity_is_read_in_the_scenario_context(smollm: LoadedModel) -> None
     assert in_own * 10 < shuffled, (in_own, shuffled)
 
 
+def test_in_context_a_short_answer_beats_rambles_that_win_alone(smollm: LoadedModel) -> None:
+    """A short, plain follow-up question is less perplexing than long rambles as the reply to
+    its scenario, although scored alone (the old way) it is more perplexing than a ramble.
+    (Per-token perplexity still favors predictable text: a rarer phrasing of a good question,
+    as in the test above, scores about 53 here; the fluency cut only flags texts beyond the
+    control's 95th percentile.)"""
+    own = render_prompt(
+        smollm, TASK.messages(Scenario.from_row(load_scenarios("dev")[0])), TASK.cue
+    )
+    short = "What happens to the bacteria if you stop taking antibiotics early?"
+    rambles = [
+        "Well, I think maybe it is about the antibiotics, or it could be about something else, "
+        "like when people go to the shop on Tuesday and the weather changes, and my cousin once "
+        "said that football matters more than homework anyway, so who knows what the doctor "
+        "meant by any of it really?",
+        "So basically there are many things to consider here and honestly it depends on a lot of "
+        "factors that we could talk about for a long time, such as history, the economy, what "
+        "your teacher said last year, and whether the question even makes sense in the first "
+        "place, which is hard to say?",
+        "Antibiotics are medicines, and medicines come in boxes, and boxes are made of cardboard "
+        "which comes from trees, and trees grow in forests where animals live, and animals "
+        "sometimes get sick too, so maybe they need antibiotics as well, but do they finish "
+        "their course?",
+    ]
+    in_context = perplexities(smollm, [own] * 4, [short, *rambles])
+    alone = perplexities(smollm, ["", ""], [short, rambles[0]])
+    assert all(in_context[0] < ramble for ramble in in_context[1:]), in_context
+    assert alone[0] > alone[1], alone
+
+
 def test_bench_run_on_the_embedded_model(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import save_query_sae
 
 from bench.data.levels import Level
 from bench.data.roles import load_exemplars
@@ -45,19 +46,10 @@ def test_gradient_steps_lower_the_distance_to_the_prototype(distance: str) -> No
 
 
 def _steerer(lm: LoadedModel, tmp_path: Path) -> QuerySAESteering:
-    width = lm.adapter.query_width
-    config = SAEConfig(
-        "topk",
-        d_in=width,
-        d_sae=4 * width,
-        k=8,
-        hook_layer=1,
-        site="query",
-        metadata={"store": {"weights_sha256": lm.weights_sha256}},
+    directory = save_query_sae(
+        lm, tmp_path / lm.alias, d_sae=4 * lm.adapter.query_width, k=8, layer=1
     )
-    torch.manual_seed(0)
-    directory = make_sae(config).save(tmp_path / lm.alias)
-    steerer = QuerySAESteering(TASK, sae=str(directory))
+    steerer = QuerySAESteering(TASK, sae=directory)
     exemplars = load_exemplars(form="question").select(range(0, 360, 15))  # every level
     steerer.fit(lm, exemplars)
     return steerer

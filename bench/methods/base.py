@@ -83,9 +83,12 @@ def normalize_layer(layer: int, n_layers: int, where: str) -> int:
 
 
 def source_sha256(cls: type) -> str:
-    """sha256 (16 hex) of the source file that defines `cls`: the method's code version."""
-    path = Path(inspect.getfile(cls))
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """sha256 (16 hex) of the source files that define `cls` and the methods it inherits
+    from (not `Steerer` itself): the method's code version."""
+    files = dict.fromkeys(
+        Path(inspect.getfile(k)) for k in cls.__mro__ if issubclass(k, Steerer) and k is not Steerer
+    )
+    return hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()[:16]
 
 
 class Steerer:

@@ -14,6 +14,7 @@ METHODS: dict[str, str] = {
     "actadd": "baselines.actadd:ActAddSteering",
     "caa": "baselines.caa:DiffMeanSteering",
     "query_sae": "bench.methods.query_sae:QuerySAESteering",
+    "align_sae": "bench.methods.align_sae:AlignSAESteering",
 }
 
 

@@ -49,6 +49,9 @@ class SAEConfig:
     site: str = "query"
     normalization_scale: float = 1.0
     """Input scale used in training (folded into the saved weights)."""
+    concept_slots: list[str] = field(default_factory=list)
+    """AlignSAE concept names, one per slot: the last len() latents are plain ReLU latents
+    outside the architecture's sparsity rule (empty for an unaligned SAE)."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Provenance: activation store, model weights sha256, training settings."""
 
@@ -103,8 +106,15 @@ class SparseAutoencoder(nn.Module):
         raise NotImplementedError
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Sparse, non-negative codes [.., d_sae]."""
-        return self.activation(self.pre_activation(x))
+        """Sparse, non-negative codes [.., d_sae] (concept slots, if any, last)."""
+        return self.codes(self.pre_activation(x))
+
+    def codes(self, pre: torch.Tensor) -> torch.Tensor:
+        """The architecture's activation on the free latents, ReLU on the concept slots."""
+        slots = len(self.config.concept_slots)
+        if not slots:
+            return self.activation(pre)
+        return torch.cat([self.activation(pre[..., :-slots]), pre[..., -slots:].relu()], dim=-1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return (z @ self.W_dec + self.b_dec) / self.scale
