@@ -84,6 +84,7 @@ def run(
     from bench.report.aggregate import summarize
     from bench.report.tables import (
         confusion_tables,
+        diagnostics_table,
         differences_table,
         load_rows,
         per_level_table,
@@ -112,6 +113,8 @@ def run(
         click.echo(f"\n{run_heading(run_summary)}\n")
         click.echo(per_level_table(run_summary))
         click.echo(f"\n{differences_table(run_summary)}")
+        if diagnostics := diagnostics_table(run_summary):
+            click.echo(f"\n{diagnostics}")
         if confusion:
             click.echo("\nConfusion (level the scorer reads, per target level):")
             click.echo(confusion_tables(run_summary))

@@ -72,10 +72,12 @@ def _rate(
     decoding: Decoding,
     context: Callable[[], AbstractContextManager],
 ) -> float:
+    """Positions decoded per second: rows x decoding steps (the batch runs until its longest
+    row ends), so steering that changes text lengths does not skew the comparison."""
     seeds = list(range(len(prompts)))
     with context():
         outputs, seconds = _timed(lambda: generate(lm, prompts, decoding, seeds))
-    return sum(g.n_tokens for g in outputs) / seconds
+    return len(outputs) * max(g.n_tokens for g in outputs) / seconds
 
 
 def steering_cost(
@@ -85,7 +87,7 @@ def steering_cost(
     steerer = method_class(method)(TASK, **build)
     steerer.fit(lm, load_exemplars(form=TASK.form))
     steered, plain = [], []
-    for _ in range(2):
+    for _ in range(3):
         plain.append(_rate(lm, prompts, decoding, nullcontext))
         steered.append(
             _rate(lm, prompts, decoding, lambda: steerer.steering(lm, Level.CREATE, **steer))

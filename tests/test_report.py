@@ -165,3 +165,23 @@ def test_paired_difference_matches_on_scenario_level_and_seed() -> None:
     estimate = diffs[("Apply", "control", "success")]
     assert estimate.value == pytest.approx(0.5) and estimate.low < 0.5 < estimate.high
     assert not any(d.method == "none" for d in run.differences)  # the control is the reference
+
+
+def test_steering_diagnostics_are_averaged_and_tabled_only_where_measured() -> None:
+    from dataclasses import replace
+
+    from bench.report.tables import diagnostics_table
+
+    control = [_row("none", "Apply", i) for i in range(4)]
+    steered = [
+        replace(_row("query_sae", "Apply", i), diagnostics={"attention_kl": 0.1 * i})
+        for i in range(4)
+    ]
+    (run,) = summarize(control + steered)
+    cell = _cell(run, "query_sae", "Apply")
+    assert cell.diagnostics["attention_kl"].value == pytest.approx(0.15)
+    assert _cell(run, "none", "Apply").diagnostics == {}
+    table = diagnostics_table(run)
+    assert "attention_kl" in table and "0.1500" in table and "none" not in table
+    (plain,) = summarize(control)
+    assert diagnostics_table(plain) == ""

@@ -76,6 +76,9 @@ class CellAggregate:
     tokens: float
     predicted: dict[str, int] = field(default_factory=dict)
     """Confusion-matrix row: how often each level (or no new task) was read."""
+    diagnostics: dict[str, Estimate] = field(default_factory=dict)
+    """Means of what the method measured about its own steering (e.g. attention shift), for
+    the measures every row of the cell has."""
 
 
 @dataclass
@@ -160,6 +163,10 @@ def _cell(rows: list[GenerationRow], level: str, cuts: Cuts | None) -> CellAggre
         ),
         tokens=float(np.mean([r.n_tokens for r in rows])),
         predicted=predicted,
+        diagnostics={
+            name: cluster_bootstrap([r.diagnostics[name] for r in rows], clusters)
+            for name in sorted(set.intersection(*(set(r.diagnostics) for r in rows)))
+        },
         **estimates,
     )
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 from bench.report.aggregate import summarize
-from bench.report.tables import confusion_tables, differences_table, per_level_table, run_heading
+from bench.report.tables import (
+    confusion_tables,
+    diagnostics_table,
+    differences_table,
+    per_level_table,
+    run_heading,
+)
 from bench.store import GenerationRow
 
 
@@ -41,6 +47,10 @@ def results_page(rows: list[GenerationRow], title: str, how: str) -> str:
             "### Paired differences",
             "",
             differences_table(run),
+        ]
+        if diagnostics := diagnostics_table(run):
+            lines += ["", "### Steering diagnostics", "", diagnostics]
+        lines += [
             "",
             "### Confusion (level the scorer reads, per target level)",
             "",

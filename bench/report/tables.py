@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from tabulate import tabulate
 
 from bench.report.aggregate import ALL_LEVELS, RunSummary
+from bench.report.stats import Estimate
 from bench.scoring.relevance import RELEVANCE_TOP_K
 from bench.store import GenerationRow, ResultsStore
 
@@ -111,6 +112,32 @@ def differences_table(run: RunSummary, tablefmt: str = "github") -> str:
             "Paired on (scenario, level, seed); 95% CI resampling scenarios.",
         ]
     )
+
+
+def _precise(e: Estimate) -> str:
+    return f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
+
+
+def diagnostics_table(run: RunSummary, tablefmt: str = "github") -> str:
+    """The methods' own measurements of their steering (e.g. attention shift), per setting
+    and target level; empty when no method in the run measures any."""
+    cells = [c for c in run.cells if c.diagnostics]
+    if not cells:
+        return ""
+    names = sorted({name for c in cells for name in c.diagnostics})
+    lines = [
+        [
+            c.method,
+            c.hparams,
+            c.level,
+            str(c.bloom_exact),
+            *(_precise(c.diagnostics[n]) if n in c.diagnostics else "" for n in names),
+        ]
+        for c in cells
+    ]
+    headers = ["method", "hparams", "target", "bloom exact", *names]
+    table = tabulate(lines, headers=headers, tablefmt=tablefmt)
+    return "\n".join([table, "", "Values: mean [95% CI, resampling scenarios]."])
 
 
 def confusion_tables(run: RunSummary, tablefmt: str = "github") -> str:
