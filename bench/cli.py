@@ -407,23 +407,19 @@ def sae_train(store: str, out: str, overrides: tuple[str, ...]) -> None:
     )
 
 
-def _level_texts(lm: Any, sae: Any, scenarios: set[str] | None = None) -> tuple[Any, list[str]]:
-    """The question exemplars' activations at the SAE's site (read as replies to the task's
-    prompt), labeled by level; only those of `scenarios` if given. Returns (texts, keys)."""
+def _level_texts(lm: Any, sae: Any, exemplars: Any, scenarios: set[str]) -> Any:
+    """The exemplars of `scenarios` as activations at the SAE's site (read as replies to the
+    question task's prompt), labeled by level."""
     from bench.data.levels import Level
-    from bench.data.roles import load_exemplars
     from bench.data.tasks import TASKS
     from bench.methods.activations import reply_activations
     from bench.sae.activations import site_for
     from bench.sae.align import LabeledTexts
 
-    exemplars = load_exemplars(form="question")
-    if scenarios is not None:
-        exemplars = exemplars.filter(lambda row: row["scenario_key"] in scenarios)
+    chosen = exemplars.filter(lambda row: row["scenario_key"] in scenarios)
     site = site_for(lm, sae.config.site, sae.config.hook_layer)
-    activations = reply_activations(lm, site, TASKS["question"], exemplars)
-    labels = [Level(level).index for level in exemplars["level"]]
-    return LabeledTexts(activations, labels), sorted(set(exemplars["scenario_key"]))
+    activations = reply_activations(lm, site, TASKS["question"], chosen)
+    return LabeledTexts(activations, [Level(level).index for level in chosen["level"]])
 
 
 @sae.command("align")
@@ -459,14 +455,15 @@ def sae_align(stage1: str, out: str, heldout_every: int, overrides: tuple[str, .
     if not store or not Path(store).is_dir():
         raise BenchError(f"{stage1}: its activation store {store!r} is not on this machine")
     lm = load_model(base.config.model_name)
-    keys = sorted(set(load_exemplars(form="question")["scenario_key"]))
+    exemplars = load_exemplars(form="question")
+    keys = sorted(set(exemplars["scenario_key"]))
     heldout_keys = set(keys[heldout_every - 1 :: heldout_every])
-    fit, _ = _level_texts(lm, base, set(keys) - heldout_keys)
-    heldout, _ = _level_texts(lm, base, heldout_keys)
+    fit = _level_texts(lm, base, exemplars, set(keys) - heldout_keys)
+    heldout = _level_texts(lm, base, exemplars, heldout_keys)
     provenance = {
         "stage1": str(stage1),
         "stage1_sha256": weights_sha256(stage1),
-        "exemplars": dataset_sha256(load_exemplars(form="question")),
+        "exemplars": dataset_sha256(exemplars),
         "heldout_scenarios": sorted(heldout_keys),
     }
     concepts = [level.value for level in LEVELS]
@@ -523,9 +520,11 @@ def sae_eval(
     }
     aligned = sae.config.metadata.get("align")
     if aligned:  # binding, and what alignment cost against stage 1 on the same text
+        from bench.data.roles import load_exemplars
         from bench.sae.align import binding_metrics
 
-        heldout, _ = _level_texts(lm, sae, set(aligned["heldout_scenarios"]))
+        exemplars = load_exemplars(form="question")
+        heldout = _level_texts(lm, sae, exemplars, set(aligned["heldout_scenarios"]))
         report.update(binding_metrics(sae, heldout, aligned["settings"]["pooling"]))
         stage1 = evaluate(lm, load_sae(aligned["stage1"]), activations, docs)
         report["stage1"] = stage1
