@@ -430,11 +430,23 @@ def _level_texts(lm: Any, sae: Any, exemplars: Any, scenarios: set[str]) -> Any:
     type=click.IntRange(min=2),
     default=4,
     show_default=True,
-    help="Every Nth exemplar scenario (sorted by key) is held out for binding evaluation.",
+    help="Every Nth exemplar scenario (sorted by key) is held out for `bench sae eval`.",
+)
+@click.option(
+    "--validation-every",
+    type=click.IntRange(min=2),
+    help="Also keep every Nth remaining scenario out of the fit set and read the training "
+    "curve's binding on it (to choose settings); without it the curve reads the fit set.",
 )
 @click.argument("overrides", nargs=-1)
 @friendly_errors
-def sae_align(stage1: str, out: str, heldout_every: int, overrides: tuple[str, ...]) -> None:
+def sae_align(
+    stage1: str,
+    out: str,
+    heldout_every: int,
+    validation_every: int | None,
+    overrides: tuple[str, ...],
+) -> None:
     """AlignSAE stage 2: give each Bloom level its own latent slot. OVERRIDES: key=value of
     the settings (bind, decorrelation, pooling=mean|max, steps, lr, batch_size, ...)."""
     from pathlib import Path
@@ -458,20 +470,25 @@ def sae_align(stage1: str, out: str, heldout_every: int, overrides: tuple[str, .
     exemplars = load_exemplars(form="question")
     keys = sorted(set(exemplars["scenario_key"]))
     heldout_keys = set(keys[heldout_every - 1 :: heldout_every])
-    fit = _level_texts(lm, base, exemplars, set(keys) - heldout_keys)
-    heldout = _level_texts(lm, base, exemplars, heldout_keys)
+    rest = [key for key in keys if key not in heldout_keys]
+    validation_keys = set(
+        rest[validation_every - 1 :: validation_every] if validation_every else []
+    )
+    fit = _level_texts(lm, base, exemplars, set(rest) - validation_keys)
+    validation = _level_texts(lm, base, exemplars, validation_keys) if validation_keys else None
     provenance = {
         "stage1": str(stage1),
         "stage1_sha256": weights_sha256(stage1),
         "exemplars": dataset_sha256(exemplars),
         "heldout_scenarios": sorted(heldout_keys),
+        "validation_scenarios": sorted(validation_keys),
     }
     concepts = [level.value for level in LEVELS]
-    log = align(base, store, concepts, fit, heldout, settings, out, provenance)
+    log = align(base, store, concepts, fit, validation, settings, out, provenance)
     last = log["curve"][-1]
     click.echo(
-        f"saved aligned SAE to {out}: held-out binding accuracy {last['binding_accuracy']:.3f}, "
-        f"FVE {last['fve']:.3f}"
+        f"saved aligned SAE to {out}: binding accuracy {last['binding_accuracy']:.3f} on the "
+        f"{log['binding_read_on']} texts, FVE {last['fve']:.3f} (held-out: bench sae eval)"
     )
 
 

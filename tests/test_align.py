@@ -81,7 +81,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     align_settings = AlignSettings(
         steps=200, lr=1e-3, batch_size=512, texts_per_step=32, eval_every=100
     )
-    align(stage1, store, CONCEPTS, fit, heldout, align_settings, root / "stage2")
+    align(stage1, store, CONCEPTS, fit, None, align_settings, root / "stage2")
     return {
         "store": store,
         "stage1": stage1,

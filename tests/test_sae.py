@@ -16,7 +16,7 @@ from bench.sae.activations import (
     read_metadata,
     write_store,
 )
-from bench.sae.base import SAEConfig
+from bench.sae.base import SAEConfig, SparseAutoencoder
 from bench.sae.corpus import Document
 from bench.sae.metrics import reconstruction_metrics, splice_metrics
 from bench.sae.registry import ARCHITECTURES, load_sae, make_sae
@@ -80,6 +80,36 @@ def test_every_architecture_trains_and_sparsifies(
     first, last = log["curve"][0], log["curve"][-1]
     assert last["fve"] > 0.6 and last["fve"] >= first["fve"] - 0.02
     assert last["l0"] < 48  # sparser than dense
+
+
+def test_topk_sparse_training_pass_matches_the_dense_one() -> None:
+    """The sparse pass (winners' encoder columns and decoder rows only) must give the dense
+    pass's reconstruction, fired latents and every gradient."""
+    config = SAEConfig("topk", d_in=24, d_sae=96, k=5)
+    sae = make_sae(config)
+    with torch.no_grad():
+        sae.b_enc.uniform_(-0.2, 0.2)
+        sae.b_dec.normal_()
+    x = torch.randn(64, 24)
+    passes = {}
+    for name, run in (
+        ("sparse", sae.training_pass),
+        ("dense", lambda batch: SparseAutoencoder.training_pass(sae, batch)),
+    ):
+        sae.zero_grad(set_to_none=True)
+        x_hat, fired, sparsity = run(x)
+        ((x_hat - x).pow(2).sum() + sparsity).backward()
+        grads = {n: p.grad.clone() for n, p in sae.named_parameters()}
+        passes[name] = (x_hat.detach(), fired, grads)
+    (sparse_hat, sparse_fired, sparse_grads), (dense_hat, dense_fired, dense_grads) = (
+        passes["sparse"],
+        passes["dense"],
+    )
+    torch.testing.assert_close(sparse_hat, dense_hat, rtol=1e-5, atol=1e-5)
+    assert torch.equal(sparse_fired, dense_fired) and 0 < int(dense_fired.sum()) < 96
+    for name, grad in dense_grads.items():
+        assert grad.abs().sum() > 0, name
+        torch.testing.assert_close(sparse_grads[name], grad, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))

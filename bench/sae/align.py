@@ -185,13 +185,15 @@ def align(
     store: str | Path,
     concepts: list[str],
     fit: LabeledTexts,
-    heldout: LabeledTexts,
+    validation: LabeledTexts | None,
     settings: AlignSettings,
     out: str | Path,
     provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Post-train `stage1` on the activation store `store` and the labeled texts; save the
-    aligned SAE to `out`; returns the training log."""
+    """Post-train `stage1` on the activation store `store` and the labeled `fit` texts; save
+    the aligned SAE to `out`; returns the training log. The curve's binding is read on
+    `validation` (texts to choose settings on), or on `fit` when there is none: held-out
+    texts belong to `bench sae eval` alone, so nothing here can be tuned on them."""
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -235,7 +237,7 @@ def align(
                         point = {
                             "step": step,
                             **reconstruction_metrics(sae, unlabeled_heldout),
-                            **binding_metrics(sae, heldout, settings.pooling),
+                            **binding_metrics(sae, validation or fit, settings.pooling),
                             "bind_loss": bind.item(),
                             "decorrelation": decorrelation.item(),
                         }
@@ -248,7 +250,12 @@ def align(
                     )
                 bar.update(1)
     sae.eval().save(out)
-    log = {"settings": asdict(settings), "steps": settings.steps, "curve": curve}
+    log = {
+        "settings": asdict(settings),
+        "steps": settings.steps,
+        "binding_read_on": "validation" if validation else "fit",
+        "curve": curve,
+    }
     (Path(out) / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
     return log
 

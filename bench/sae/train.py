@@ -130,13 +130,14 @@ def _lr_factor(step: int, total: int, settings: TrainSettings) -> float:
 
 
 def aux_loss(
-    sae: SparseAutoencoder, pre: torch.Tensor, error: torch.Tensor, dead: torch.Tensor, k: int
+    sae: SparseAutoencoder, x: torch.Tensor, error: torch.Tensor, dead: torch.Tensor, k: int
 ) -> torch.Tensor:
-    """AuxK: the top-k dead latents' reconstruction of the residual error, normalized MSE."""
+    """AuxK: the top-k dead latents' reconstruction of the residual error, normalized MSE
+    (`x` already scaled)."""
     n_dead = int(dead.sum())
     if n_dead == 0:
-        return pre.new_zeros(())
-    dead_pre = pre[:, dead]
+        return x.new_zeros(())
+    dead_pre = (x - sae.b_dec) @ sae.W_enc[:, dead] + sae.b_enc[dead]
     values, indices = torch.topk(dead_pre, min(k, n_dead), dim=-1)
     codes = torch.zeros_like(dead_pre).scatter(-1, indices, values.relu())
     estimate = codes @ sae.W_dec[dead]
@@ -192,18 +193,15 @@ def train(
                 if step >= total:
                     break
                 x = batch.to(device) * scale
-                pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
-                z = sae.activation(pre)
-                x_hat = z @ sae.W_dec + sae.b_dec
+                x_hat, fired, sparsity = sae.training_pass(x)
                 mse = (x_hat - x).pow(2).sum(-1).mean()
-                fired = (z > 0).any(dim=0)
                 since_fired = torch.where(fired, 0.0, since_fired + len(x))
                 dead = since_fired >= settings.dead_tokens
-                loss = mse / d_in + sae.sparsity_loss(pre, z) / d_in
+                loss = mse / d_in + sparsity / d_in
                 if settings.aux_coefficient > 0:
                     error = (x - x_hat).detach()
                     loss = loss + settings.aux_coefficient * aux_loss(
-                        sae, pre, error, dead, settings.aux_k
+                        sae, x, error, dead, settings.aux_k
                     )
                 for group in optimizer.param_groups:
                     group["lr"] = settings.lr * _lr_factor(step, total, settings)
