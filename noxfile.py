@@ -90,7 +90,7 @@ def sae(session: nox.Session) -> None:
         "--out",
         "results/sae/eval.json",
     )
-    session.run("bench", "sae", "align", SAE_DIR, "--out", ALIGNED_DIR, "steps=300")
+    session.run("bench", "sae", "align", SAE_DIR, "--out", ALIGNED_DIR, "--validation-every", "4")
     session.run(
         "bench",
         "sae",
