@@ -27,7 +27,7 @@ from bench.sae.activations import load_split
 from bench.sae.base import SparseAutoencoder
 from bench.sae.metrics import reconstruction_metrics
 from bench.sae.registry import make_sae
-from bench.sae.train import shuffled_batches
+from bench.sae.train import optimizer_step, shuffled_batches
 
 ALIGNABLE = ("topk", "relu")
 """Architectures whose free latents' rule applies to a slice of the code (JumpReLU's learned
@@ -226,13 +226,8 @@ def align(
                 loss = (
                     recon + sparsity + settings.bind * bind + settings.decorrelation * decorrelation
                 )
-                for group in optimizer.param_groups:
-                    group["lr"] = settings.lr * min(1.0, (step + 1) / settings.warmup_steps)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                sae.remove_parallel_gradient()
-                optimizer.step()
-                sae.normalize_decoder()
+                warmup = min(1.0, (step + 1) / settings.warmup_steps)
+                optimizer_step(sae, optimizer, loss, settings.lr * warmup)
                 step += 1
                 if step % settings.eval_every == 0 or step == settings.steps:
                     with torch.no_grad():

@@ -144,6 +144,20 @@ def aux_loss(
     return (estimate - error).pow(2).sum(-1).mean() / error.pow(2).sum(-1).mean().clamp(min=1e-9)
 
 
+def optimizer_step(
+    sae: SparseAutoencoder, optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float
+) -> None:
+    """One Adam step at `lr` that keeps the decoder rows unit-norm (the gradient's part along
+    each row is dropped first, the rows renormalized after)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    sae.remove_parallel_gradient()
+    optimizer.step()
+    sae.normalize_decoder()
+
+
 def train(
     store: str | Path, settings: TrainSettings, out: str | Path, device: str = "cpu"
 ) -> dict[str, Any]:
@@ -203,13 +217,9 @@ def train(
                     loss = loss + settings.aux_coefficient * aux_loss(
                         sae, x, error, dead, settings.aux_k
                     )
-                for group in optimizer.param_groups:
-                    group["lr"] = settings.lr * _lr_factor(step, total, settings)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                sae.remove_parallel_gradient()
-                optimizer.step()
-                sae.normalize_decoder()
+                optimizer_step(
+                    sae, optimizer, loss, settings.lr * _lr_factor(step, total, settings)
+                )
                 step += 1
                 if step % settings.eval_every == 0 or step == total:
                     with torch.no_grad():
