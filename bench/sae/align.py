@@ -234,7 +234,9 @@ def align(
                         point = {
                             "step": step,
                             **reconstruction_metrics(sae, unlabeled_heldout),
-                            **binding_metrics(sae, validation or fit, settings.pooling),
+                            **binding_metrics(
+                                sae, fit if validation is None else validation, settings.pooling
+                            ),
                             "bind_loss": bind.item(),
                             "decorrelation": decorrelation.item(),
                         }
@@ -250,7 +252,7 @@ def align(
     log = {
         "settings": asdict(settings),
         "steps": settings.steps,
-        "binding_read_on": "validation" if validation else "fit",
+        "binding_read_on": "fit" if validation is None else "validation",
         "curve": curve,
     }
     (Path(out) / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
