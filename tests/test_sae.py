@@ -14,6 +14,7 @@ from bench.sae.activations import (
     collect,
     load_split,
     read_metadata,
+    sample_split,
     write_store,
 )
 from bench.sae.base import SAEConfig, SparseAutoencoder
@@ -41,9 +42,13 @@ def planted_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch
     return write_store(directory, data[:54_000], data[54_000:], meta), atoms
 
 
-def test_topk_sae_recovers_a_planted_dictionary(planted_store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("selection_dtype", ["float32", "bfloat16"])
+def test_topk_sae_recovers_a_planted_dictionary(
+    planted_store, tmp_path: Path, selection_dtype: str
+) -> None:
     store, atoms = planted_store
     settings = TrainSettings(
+        selection_dtype=selection_dtype,
         expansion=2,
         k=3,
         lr=3e-3,
@@ -112,6 +117,35 @@ def test_topk_sparse_training_pass_matches_the_dense_one() -> None:
         torch.testing.assert_close(sparse_grads[name], grad, rtol=1e-4, atol=1e-5)
 
 
+def test_topk_bfloat16_selection_keeps_float32_values_and_gradients() -> None:
+    """A bfloat16 product only picks the winners: on every row where it picks the float32
+    winners, the reconstruction and each gradient are the float32 pass's."""
+    sae = make_sae(SAEConfig("topk", d_in=24, d_sae=96, k=5))
+    with torch.no_grad():
+        sae.b_enc.uniform_(-0.2, 0.2)
+        sae.b_dec.normal_()
+        x = torch.randn(256, 24)
+        pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
+        exact = pre.topk(5, dim=-1).indices.sort(dim=-1).values
+        low_pre = (x - sae.b_dec).bfloat16() @ sae.W_enc.bfloat16() + sae.b_enc.bfloat16()
+        low = low_pre.topk(5, dim=-1).indices.sort(dim=-1).values
+    agree = (exact == low).all(dim=-1)
+    assert agree.float().mean() >= 0.9
+    passes = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        sae.zero_grad(set_to_none=True)
+        x_hat, _, _ = sae.training_pass(x, selection_dtype=dtype)
+        (x_hat - x)[agree].pow(2).sum().backward()
+        passes[dtype] = (
+            x_hat.detach()[agree],
+            {n: p.grad.clone() for n, p in sae.named_parameters()},
+        )
+    (low_hat, low_grads), (hat, grads) = passes[torch.bfloat16], passes[torch.float32]
+    torch.testing.assert_close(low_hat, hat, rtol=1e-5, atol=1e-5)
+    for name, grad in grads.items():
+        torch.testing.assert_close(low_grads[name], grad, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_save_then_load_is_the_same_function(tmp_path: Path, architecture: str) -> None:
     config = SAEConfig(architecture, d_in=16, d_sae=40, k=4, normalization_scale=2.5)
@@ -166,6 +200,19 @@ def test_collection_reads_the_site_on_every_architecture(
             tiny_lm.model(**ids)
         torch.testing.assert_close(train_acts[0], captured[0][0, 1].to(torch.bfloat16).float())
         assert read_metadata(tmp_path / site)["weights_sha256"] == tiny_lm.weights_sha256
+
+
+def test_sample_split_spreads_over_every_shard(tmp_path: Path) -> None:
+    """A learning curve read on a prefix would see only the first source of the corpus."""
+    index = torch.arange(1000)
+    rows = torch.stack([index // 64, index % 64], dim=1).float()  # exact in bf16 shards
+    meta = {"model": "synthetic", "site": "query", "layer": 0, "weights_sha256": ""}
+    store = write_store(tmp_path / "ordered", rows[:10], rows, meta, shard_tokens=128)
+    sampled = sample_split(store, "heldout", 10)
+    sample = sampled[:, 0] * 64 + sampled[:, 1]
+    assert sample[0] == 0 and sample[-1] == 999 and len(sample.unique()) == 10
+    assert (sample.diff() > 100).all()  # evenly spaced: one row per tenth of the split
+    torch.testing.assert_close(sample_split(store, "heldout", 5000), load_split(store, "heldout"))
 
 
 def test_collection_refuses_an_existing_directory(tiny_llama: LoadedModel, tmp_path: Path) -> None:

@@ -241,7 +241,8 @@ def shard_paths(directory: str | Path, split: str) -> list[Path]:
 
 
 def load_split(directory: str | Path, split: str, limit: int | None = None) -> torch.Tensor:
-    """All (or the first `limit`) activations of a split, as float32 [n, d]."""
+    """All (or the first `limit`) activations of a split, as float32 [n, d]. Shards keep the
+    corpus' order (project text first), so a prefix is not a sample: see `sample_split`."""
     parts, total = [], 0
     for path in shard_paths(directory, split):
         part = load_file(str(path))["activations"]
@@ -250,6 +251,15 @@ def load_split(directory: str | Path, split: str, limit: int | None = None) -> t
         if limit is not None and total >= limit:
             break
     return torch.cat(parts)[:limit].float()
+
+
+def sample_split(directory: str | Path, split: str, n: int) -> torch.Tensor:
+    """`n` activations evenly spaced over the whole split (all of it when it is smaller), as
+    float32: every source in its share, which a prefix of the corpus-ordered shards is not."""
+    data = load_split(directory, split)
+    if n >= len(data):
+        return data
+    return data[torch.linspace(0, len(data) - 1, n).long()]
 
 
 def heldout_documents(directory: str | Path) -> list[Document]:

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from bench.errors import ConfigError
-from bench.sae.activations import load_split
+from bench.sae.activations import sample_split
 from bench.sae.base import SparseAutoencoder
 from bench.sae.metrics import reconstruction_metrics
 from bench.sae.registry import make_sae
@@ -56,7 +56,7 @@ class AlignSettings:
     """Labeled texts per step (binding)."""
     eval_every: int = 50
     eval_tokens: int = 65_536
-    """Held-out unlabeled tokens for the FVE curve."""
+    """Held-out unlabeled tokens for the FVE curve, evenly spaced over the split."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -201,7 +201,7 @@ def align(
     generator = torch.Generator().manual_seed(settings.seed)
     align_meta = {"align": {"settings": asdict(settings), **(provenance or {})}}
     sae = grow(stage1, concepts, settings.seed, align_meta, concept_directions(fit, len(concepts)))
-    unlabeled_heldout = load_split(store, "heldout", limit=settings.eval_tokens)
+    unlabeled_heldout = sample_split(store, "heldout", settings.eval_tokens)
     optimizer = torch.optim.Adam(sae.parameters(), lr=settings.lr)
     slots = len(concepts)
     curve: list[dict[str, Any]] = []
