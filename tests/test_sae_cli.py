@@ -68,21 +68,6 @@ def test_the_aligned_sae_is_evaluated_on_scenarios_it_never_saw(pipeline: dict[s
     ("args", "message"),
     [
         (("train", "{store}", "--out", "{root}/x", "colour=red"), "unknown key(s) colour"),
-        (
-            ("train", "{store}", "--out", "{root}/x", "selection_dtype=float16"),
-            "unknown selection_dtype 'float16'",
-        ),
-        (
-            (
-                "train",
-                "{store}",
-                "--out",
-                "{root}/x",
-                "architecture=relu",
-                "selection_dtype=bfloat16",
-            ),
-            "applies to the topk architecture only",
-        ),
         (("align", "{stage1}", "--out", "{stage1}"), "exists; choose a new --out"),
         (("align", "{stage1}", "--out", "{root}/y", "pooling=median"), "pooling must be"),
         (("eval", "{root}/missing"), "missing"),

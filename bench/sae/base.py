@@ -127,13 +127,10 @@ class SparseAutoencoder(nn.Module):
         """The architecture's sparsity term (TopK needs none)."""
         return pre.new_zeros(())
 
-    def training_pass(
-        self, x: torch.Tensor, selection_dtype: torch.dtype = torch.float32
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def training_pass(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For inputs already multiplied by the scale: the reconstruction, which latents fired
         on the batch [d_sae] (bool), and the sparsity term. An architecture may override it
-        with a cheaper pass that has the same values and gradients; one that selects its
-        active latents (TopK) may select them with a product in `selection_dtype`."""
+        with a cheaper pass that has the same values and gradients."""
         pre = (x - self.b_dec) @ self.W_enc + self.b_enc
         z = self.activation(pre)
         return z @ self.W_dec + self.b_dec, (z > 0).any(dim=0), self.sparsity_loss(pre, z)

@@ -19,17 +19,11 @@ class TopKSAE(SparseAutoencoder):
         values, indices = torch.topk(pre, self.config.k, dim=-1)
         return torch.zeros_like(pre).scatter(-1, indices, values.relu())
 
-    def training_pass(
-        self, x: torch.Tensor, selection_dtype: torch.dtype = torch.float32
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def training_pass(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sparse everywhere but the selection matmul: the k winners' pre-activations carry
         gradients through a sparse product, and the decoder reads only their rows. Same
-        values and gradients as the dense pass at about a third of its cost. A bfloat16
-        selection picks the winners from a bfloat16 product (near-ties may pick differently)
-        and recomputes their values in float32."""
-        values, indices = _TopKEncode.apply(
-            x - self.b_dec, self.W_enc, self.b_enc, self.config.k, selection_dtype
-        )
+        values and gradients as the dense pass at about a third of its cost."""
+        values, indices = _TopKEncode.apply(x - self.b_dec, self.W_enc, self.b_enc, self.config.k)
         values = values.relu()
         x_hat = F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum")
         fired = torch.zeros(self.config.d_sae, dtype=torch.bool, device=x.device)
@@ -38,25 +32,14 @@ class TopKSAE(SparseAutoencoder):
 
 
 class _TopKEncode(torch.autograd.Function):
-    """(centered inputs [n, d], W_enc [d, d_sae], b_enc, k, selection dtype) -> the k largest
-    pre-activations per row [n, k] and their latents; the backward pass touches only those
-    n * k entries."""
+    """(centered inputs [n, d], W_enc [d, d_sae], b_enc, k) -> the k largest pre-activations
+    per row [n, k] and their latents; the backward pass touches only those n * k entries."""
 
     @staticmethod
     def forward(
-        ctx: Any,
-        centered: torch.Tensor,
-        w_enc: torch.Tensor,
-        b_enc: torch.Tensor,
-        k: int,
-        selection_dtype: torch.dtype,
+        ctx: Any, centered: torch.Tensor, w_enc: torch.Tensor, b_enc: torch.Tensor, k: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if selection_dtype == centered.dtype:
-            values, indices = torch.topk(centered @ w_enc + b_enc, k, dim=-1)
-        else:
-            low = centered.to(selection_dtype) @ w_enc.to(selection_dtype)
-            indices = torch.topk(low + b_enc.to(selection_dtype), k, dim=-1).indices
-            values = _gathered_products(centered, w_enc, indices) + b_enc[indices]
+        values, indices = torch.topk(centered @ w_enc + b_enc, k, dim=-1)
         ctx.save_for_backward(centered, w_enc, indices)
         ctx.mark_non_differentiable(indices)
         return values, indices
@@ -64,7 +47,7 @@ class _TopKEncode(torch.autograd.Function):
     @staticmethod
     def backward(
         ctx: Any, grad: torch.Tensor, _: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
         centered, w_enc, indices = ctx.saved_tensors
         n, k = indices.shape
         latents = indices.flatten()
@@ -80,17 +63,4 @@ class _TopKEncode(torch.autograd.Function):
         )
         grad_w_enc = torch.sparse.mm(scatter, centered).T
         grad_b_enc = torch.zeros_like(w_enc[0]).index_add_(0, latents, grad.flatten())
-        return grad_centered, grad_w_enc, grad_b_enc, None, None
-
-
-def _gathered_products(
-    centered: torch.Tensor, w_enc: torch.Tensor, indices: torch.Tensor, chunk: int = 512
-) -> torch.Tensor:
-    """centered[i] . W_enc[:, indices[i, j]] for every row i and pick j, [n, k], in chunks of
-    rows so the gathered encoder columns stay small."""
-    columns = w_enc.T
-    parts = [
-        torch.einsum("nd,nkd->nk", centered[start : start + chunk], columns[picks])
-        for start, picks in zip(range(0, len(indices), chunk), indices.split(chunk), strict=True)
-    ]
-    return torch.cat(parts)
+        return grad_centered, grad_w_enc, grad_b_enc, None
