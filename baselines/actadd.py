@@ -9,7 +9,7 @@ of the prompt during the prompt's forward pass; generated tokens see it through 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -18,15 +18,17 @@ import torch
 
 from bench.data.instructions import level_instruction
 from bench.data.levels import LEVELS, Level
-from bench.hooks import Phase, read_site
+from bench.hooks import Phase, prompt_index, read_site
 from bench.methods.activations import (
     add_at_positions,
     cached_vectors,
-    first_real_positions,
+    level_indices,
+    pass_levels,
     tensors_sha256,
 )
 from bench.methods.base import HParam, Steerer, source_sha256
 from bench.models.loading import LoadedModel
+from bench.models.prefill import Reach
 
 NEUTRAL = "Ask them a question."
 
@@ -87,22 +89,28 @@ class ActAddSteering(Steerer):
     def artifacts(self) -> dict[str, str]:
         return {"vectors": tensors_sha256(self.vectors)}
 
+    def prompt_reach(self, **settings: Any) -> Reach:
+        return "all"
+
     @contextmanager
-    def steering(self, lm: LoadedModel, level: Level, **settings: Any) -> Iterator[None]:
-        vectors = (settings["coefficient"] * self.vectors[level.value]).to(lm.device)
+    def steering(
+        self, lm: LoadedModel, levels: Level | Sequence[Level], **settings: Any
+    ) -> Iterator[None]:
+        width = max(len(v) for v in self.vectors.values())
+        table = torch.zeros(len(LEVELS), width, self.vectors[LEVELS[0].value].shape[-1])
+        for level in LEVELS:
+            table[level.index, : len(self.vectors[level.value])] = self.vectors[level.value]
+        table = (settings["coefficient"] * table).to(lm.device)
+        indices = level_indices(levels, lm.device)
 
         def delta(output: torch.Tensor, phase: Phase | None) -> torch.Tensor | None:
             if settings["coefficient"] == 0 or (phase is not None and not phase.prompt):
                 return None
+            position = prompt_index(phase, output.shape[:2], output.device)
+            rows = pass_levels(indices, phase, output.shape[0])[:, None].expand_as(position)
+            inside = (position >= 0) & (position < width)
             added = torch.zeros_like(output)
-            starts = (
-                first_real_positions(phase, output.shape[:2], output.device)
-                if phase is not None
-                else torch.zeros(output.shape[0], dtype=torch.long, device=output.device)
-            )
-            for row, start in enumerate(starts.tolist()):
-                span = min(len(vectors), output.shape[1] - start)
-                added[row, start : start + span] = vectors[:span]
+            added[inside] = table[rows[inside], position[inside]].to(output.dtype)
             return added
 
         with add_at_positions(lm.adapter.residual(self.build_hparams["layer"]), delta):

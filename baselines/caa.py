@@ -10,7 +10,7 @@ an absolute size); `scale: median` sets its norm to the median token norm at tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -19,15 +19,18 @@ import torch
 
 from bench.data.levels import LEVELS, Level
 from bench.data.roles import dataset_sha256
-from bench.hooks import Phase
+from bench.hooks import Phase, prompt_ends
 from bench.methods.activations import (
     add_at_positions,
     cached_vectors,
+    level_indices,
+    pass_levels,
     reply_activations,
     tensors_sha256,
 )
 from bench.methods.base import HParam, Steerer, source_sha256
 from bench.models.loading import LoadedModel
+from bench.models.prefill import Reach
 
 
 def diff_means(per_text: list[torch.Tensor], levels: list[str]) -> torch.Tensor:
@@ -87,18 +90,27 @@ class DiffMeanSteering(Steerer):
     def artifacts(self) -> dict[str, str]:
         return {"vectors": tensors_sha256(self.vectors)}
 
+    def prompt_reach(self, **settings: Any) -> Reach:
+        return "last"
+
     @contextmanager
-    def steering(self, lm: LoadedModel, level: Level, **settings: Any) -> Iterator[None]:
-        vector = (settings["coefficient"] * self.direction(level)).to(lm.device)
+    def steering(
+        self, lm: LoadedModel, levels: Level | Sequence[Level], **settings: Any
+    ) -> Iterator[None]:
+        table = torch.stack([self.direction(level) for level in LEVELS]).to(lm.device)
+        vectors = settings["coefficient"] * table
+        indices = level_indices(levels, lm.device)
 
         def delta(output: torch.Tensor, phase: Phase | None) -> torch.Tensor | None:
             if settings["coefficient"] == 0:
                 return None
+            rows = vectors[pass_levels(indices, phase, output.shape[0])].to(output.dtype)
             added = torch.zeros_like(output)
             if phase is not None and phase.prompt:
-                added[:, -1] = vector  # left padding: the last position is real in every row
+                ends = prompt_ends(phase, output.shape[0], output.device)
+                added[ends, -1] = rows[ends]  # the last position is real in every row
             else:
-                added[:] = vector
+                added[:] = rows[:, None]
             return added
 
         with add_at_positions(lm.adapter.residual(self.build_hparams["layer"]), delta):

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -78,7 +79,7 @@ def run(
 ) -> None:
     """Generate (and store) feedback for every cell of the grid, then print a per-level table.
 
-    OVERRIDES are key=value pairs applied last, e.g. batch_size=4 decoding.temperature=1.0.
+    OVERRIDES are key=value pairs applied last, e.g. batch_tokens=4096 decoding.temperature=1.0.
     """
     from bench.config import load_config
     from bench.report.aggregate import summarize
@@ -583,16 +584,50 @@ def report(store: str, out: str | None, title: str, how: str) -> None:
     click.echo(f"wrote {out}", err=True)
 
 
+def _flat(values: dict[str, Any], prefix: str = "") -> list[list[Any]]:
+    """Nested measurements as (dotted name, value) rows."""
+    rows = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += _flat(value, f"{name}.")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            rows += [r for i, item in enumerate(value) for r in _flat(item, f"{name}.{i}.")]
+        else:
+            rows.append([name, value])
+    return rows
+
+
 @main.command()
 @click.option("--model", default="smollm2-135m", show_default=True)
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--max-new-tokens", default=64, show_default=True)
 @click.option(
-    "--dtype", default="auto", show_default=True, help="auto, float32, bfloat16, float16."
+    "--dtype",
+    default="auto",
+    show_default=True,
+    help="auto, float32, bfloat16, float16 (auto: float32 on a CPU; bfloat16 with --arch).",
 )
 @click.option("--sae", type=click.Path(file_okay=False), help="Also time query-SAE steering.")
 @click.option("--vector-layer", type=int, help="Also time CAA and ActAdd at this layer.")
 @click.option("--collect-tokens", type=int, default=0, help="Also time collection (tokens).")
+@click.option(
+    "--profile",
+    "with_profile",
+    is_flag=True,
+    help="Also run a small real grid and split its time; time each speed-up against its "
+    "plain counterpart.",
+)
+@click.option("--profile-limit", default=8, show_default=True, help="Scenarios of that grid.")
+@click.option("--batch-tokens", type=int, help="batch_tokens of that grid (default: config's).")
+@click.option(
+    "--arch",
+    type=click.Choice(["phi-3-mini", "mistral-7b"]),
+    help="Instead: this paper architecture at its real size (needs --random-weights).",
+)
+@click.option("--random-weights", is_flag=True, help="With --arch: random weights.")
+@click.option("--layers", type=int, help="With --arch: keep only this many layers.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @friendly_errors
 def perf(
@@ -603,28 +638,64 @@ def perf(
     sae: str | None,
     vector_layer: int | None,
     collect_tokens: int,
+    with_profile: bool,
+    profile_limit: int,
+    batch_tokens: int | None,
+    arch: str | None,
+    random_weights: bool,
+    layers: int | None,
+    out: str | None,
     as_json: bool,
 ) -> None:
-    """Measure load times, batched vs unbatched tokens/s, steering and collection costs."""
-    from bench.perf import measure
+    """Measure load times, batched vs unbatched tokens/s, steering and collection costs,
+    and (--profile) where a run's time goes; or (--arch) a paper architecture's speed."""
+    from bench.atomic import write_atomically
 
-    report = measure(
-        model,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        dtype=dtype,
-        sae=sae,
-        vector_layer=vector_layer,
-        collect_tokens=collect_tokens,
-    )
-    values = dataclasses.asdict(report)
+    if out is not None and not Path(out).resolve().parent.is_dir():
+        raise BenchError(f"--out: folder {Path(out).parent} does not exist")
+    if arch is not None:
+        if not random_weights:
+            raise BenchError(
+                "--arch needs --random-weights (for real weights: bench perf --model ALIAS)"
+            )
+        from bench.perf.fullsize import measure_fullsize
+
+        values = measure_fullsize(arch, "bfloat16" if dtype == "auto" else dtype, layers)
+    else:
+        from bench.perf.throughput import measure
+
+        report = measure(
+            model,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            dtype=dtype,
+            sae=sae,
+            vector_layer=vector_layer,
+            collect_tokens=collect_tokens,
+        )
+        values = dataclasses.asdict(report)
+        if with_profile:
+            from bench.perf.profile import profile_grid, speedups
+
+            methods: dict[str, dict[str, Any]] = {"none": {}, "prompting": {"wording": "described"}}
+            if vector_layer is not None:
+                methods["caa"] = {"layer": vector_layer}
+                methods["actadd"] = {"layer": vector_layer}
+            if sae is not None:
+                methods["query_sae"] = {"sae": sae}
+            overrides = [f"dtype={dtype}"]
+            if batch_tokens is not None:
+                overrides.append(f"batch_tokens={batch_tokens}")
+            values["profile"], texts = profile_grid(model, methods, profile_limit, overrides)
+            values["speedups"] = speedups(model, texts)
+    text = json.dumps(values, indent=2)
+    if out is not None:
+        write_atomically(out, text + "\n")
+        click.echo(f"wrote {out}", err=True)
     if as_json:
-        click.echo(json.dumps(values, indent=2))
+        click.echo(text)
         return
-    rows = [[k, v] for k, v in values.items() if not isinstance(v, dict)]
-    rows += [[f"{m}.{k}", v] for m, d in values["steering"].items() for k, v in d.items()]
-    rows += [[f"collection.{k}", v] for k, v in values["collection"].items()]
-    click.echo(tabulate(rows, headers=["measure", "value"], floatfmt=".3f"))
+    click.echo(tabulate(_flat(values), headers=["measure", "value"], floatfmt=".3f"))
 
 
 if __name__ == "__main__":

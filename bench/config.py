@@ -45,8 +45,13 @@ class RunConfig:
     """Scenario split to generate for: 'dev' (choosing settings) or 'test' (reporting)."""
     limit: int | None = None
     """Use only the first N scenarios of the split (smoke runs)."""
-    batch_size: int = 8
-    """Prompts generated together."""
+    batch_tokens: int = 16384
+    """Rows generated together: as many rows of one method setting as fit this many tokens
+    (each row counts its prompt plus max_new_tokens). It decides speed and memory, never a
+    text: a row's text does not depend on its batch-mates."""
+    reuse_prefixes: bool = True
+    """Read each prompt prefix a batch's rows share once (off: every row reads its whole
+    prompt). Never changes a text; off is for checking a new method's `prompt_reach`."""
     dtype: str = "auto"
     """Model dtype: auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32."""
     decoding: Decoding = field(default_factory=Decoding)
@@ -70,8 +75,8 @@ class RunConfig:
             )
         if self.limit is not None and self.limit < 1:
             raise ConfigError("config: limit must be a positive number of scenarios")
-        if self.batch_size < 1:
-            raise ConfigError("config: batch_size must be at least 1")
+        if self.batch_tokens < 1:
+            raise ConfigError("config: batch_tokens must be at least 1")
         if self.dtype not in DTYPE_CHOICES:
             raise ConfigError(f"config: dtype must be one of {', '.join(DTYPE_CHOICES)}")
         for method in self.methods:
@@ -134,6 +139,11 @@ _TUPLE_FIELDS = {"models", "methods", "levels", "seeds"}
 def _coerce(raw: dict[str, Any], source: str) -> RunConfig:
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(raw) - known)
+    if "batch_size" in unknown:
+        raise ConfigError(
+            f"{source}: batch_size is now batch_tokens (a token budget per batch; "
+            f"default {RunConfig.batch_tokens})"
+        )
     if unknown:
         raise ConfigError(
             f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"

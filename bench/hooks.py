@@ -5,7 +5,10 @@ channel slice that belongs to the site. Hooks see the module's output; for modul
 return tuples (some decoder blocks) they act on the first element.
 
 During generation `bench.models.generation` sets `current_phase()`, so a steering hook can
-tell the prompt forward pass (prefill) from the forward passes of generated tokens.
+tell prompt positions from generated ones. A prompt may be read in several passes (a shared
+prefix once, then each row's rest; `bench.models.prefill`), and finished rows leave the batch,
+so a pass's rows are not always the caller's rows: the phase says which caller row each pass
+row stands for, where in its prompt each position is, and whether the pass ends the prompt.
 """
 
 from __future__ import annotations
@@ -33,11 +36,46 @@ class Phase:
     """Which positions the current forward pass holds."""
 
     prompt: bool
-    """True in the prefill pass: every position is a prompt position (left padding masked)."""
+    """True in a prefill pass: every position is a prompt position (padding masked)."""
     step: int
     """0 for the prefill, k for the pass that consumes the k-th generated token."""
     attention_mask: torch.Tensor | None = None
-    """[batch, seq] mask of real (1) vs padding (0) tokens, for the prefill pass."""
+    """[batch, seq] mask of real (1) vs padding (0) tokens of this pass, for prefill passes."""
+    offset: torch.Tensor | None = None
+    """[batch] prompt tokens of each row read by earlier passes (None: none)."""
+    last: torch.Tensor | None = None
+    """[batch] bool: the row's prompt ends in this pass, so its last position produces the
+    first generated token (None: every row's does)."""
+    rows: torch.Tensor | None = None
+    """[batch] the caller's row (e.g. the index into per-row levels) each row of this pass
+    stands for (None: row i is the caller's row i)."""
+
+
+def caller_rows(phase: Phase | None, batch: int, device: torch.device) -> torch.Tensor:
+    """[batch] the caller's row of each row of the current pass."""
+    if phase is None or phase.rows is None:
+        return torch.arange(batch, device=device)
+    return phase.rows.to(device)
+
+
+def prompt_ends(phase: Phase | None, batch: int, device: torch.device) -> torch.Tensor:
+    """[batch] bool: whether the row's last position in this prompt pass is its prompt's last."""
+    if phase is None or phase.last is None:
+        return torch.ones(batch, dtype=torch.bool, device=device)
+    return phase.last.to(device)
+
+
+def prompt_index(phase: Phase | None, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """[batch, seq] each position's index among its row's real prompt tokens (-1 at padding).
+    Outside generation every position is real and the pass starts the text."""
+    batch, seq = shape
+    if phase is None or phase.attention_mask is None:
+        return torch.arange(seq, device=device).expand(batch, seq)
+    mask = phase.attention_mask.to(device).long()
+    index = mask.cumsum(-1) - 1
+    if phase.offset is not None:
+        index = index + phase.offset.to(device)[:, None]
+    return index.masked_fill(mask == 0, -1)
 
 
 _PHASE: ContextVar[Phase | None] = ContextVar("bench_generation_phase", default=None)

@@ -26,13 +26,14 @@ from bench.config import RunConfig
 from bench.data.levels import LEVELS, Level, parse_level
 from bench.data.roles import dataset_sha256, load_exemplars
 from bench.data.scenarios import Scenario, load_scenarios
-from bench.data.tasks import Task
+from bench.data.tasks import Message, Task
 from bench.errors import ModelUnavailableError
 from bench.methods.base import Steerer, normalize_layer
 from bench.methods.registry import method_class
-from bench.models.generation import generate
+from bench.models.generation import generate, prompt_ids
 from bench.models.loading import LoadedModel, default_device, load_model
 from bench.models.registry import resolve
+from bench.profiling import section
 from bench.provenance import git_commit, versions
 from bench.scoring.fingerprint import scorer_fingerprint
 from bench.scoring.score import GenerationScorer
@@ -130,11 +131,6 @@ class RunSummary:
     """The cells of this run, to select its rows from a store that may hold others."""
 
 
-def _chunks(items: list[Scenario], size: int) -> Iterator[list[Scenario]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _check_models(config: RunConfig) -> None:
     for name in config.models:
         spec = resolve(name)
@@ -227,11 +223,65 @@ def run_key(inputs: RunInputs, lm: LoadedModel, scorer_key: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Job:
+    """One row to make: a cell's text for one scenario (already stored when only rescored)."""
+
+    cell: Cell
+    scenario: Scenario
+    prompt: list[Message]
+    stored: GenerationRow | None
+    """The row of the same gen_key under an older scorer: its text is rescored, not remade."""
+
+
+def batches(jobs: list[Job], sizes: list[int], budget: int) -> Iterator[list[Job]]:
+    """Consecutive jobs of one setting per batch, as many as fit `budget` tokens (`sizes`:
+    each job's), so a batch shares one steering context."""
+    batch: list[Job] = []
+    used = 0
+    for job, size in zip(jobs, sizes, strict=True):
+        setting_changes = batch and job.cell.setting_key != batch[0].cell.setting_key
+        if batch and (used + size > budget or setting_changes):
+            yield batch
+            batch, used = [], 0
+        batch.append(job)
+        used += size
+    if batch:
+        yield batch
+
+
+def plan(inputs: RunInputs, lm: LoadedModel, cells: list[Cell], store: ResultsStore) -> list[Job]:
+    """The missing rows of `cells`, grouped by setting (a batch shares one steering context)
+    and, within one, ordered by scenario, so rows that share a prompt prefix are neighbours."""
+    order = {s.id: i for i, s in enumerate(inputs.scenarios)}
+    jobs = []
+    for cell in cells:
+        done = store.done_scenarios(cell.cell_hash)
+        missing = [s for s in inputs.scenarios if s.id not in done]
+        stored = store.generated(cell.gen_key) if missing else {}
+        jobs += [
+            Job(cell, s, cell.steerer.prompt(s, cell.level), stored.get(s.id)) for s in missing
+        ]
+    first = {}
+    for job in jobs:
+        first.setdefault(job.cell.setting_key, len(first))
+    jobs.sort(
+        key=lambda j: (
+            first[j.cell.setting_key],
+            order[j.scenario.id],
+            j.cell.level.index,
+            j.cell.seed,
+        )
+    )
+    return jobs
+
+
 def run(config: RunConfig) -> RunSummary:
     """Run every missing (cell, scenario) of the grid into `config.store`.
 
     Everything the user can get wrong (names, levels, hyperparameters, data, models) is
-    checked before the store is opened, so a bad run leaves the store untouched.
+    checked before the store is opened, so a bad run leaves the store untouched. Rows of one
+    method setting (any level, seed or scenario) share batches of at most `batch_tokens`.
     """
     inputs = prepare(config)
     scorer_key = scorer_fingerprint()
@@ -244,27 +294,22 @@ def run(config: RunConfig) -> RunSummary:
             cells = build_cells(inputs, lm, scorer_key)
             key = run_key(inputs, lm, scorer_key)
             hashes += [cell.cell_hash for cell in cells]
-            todo: dict[Cell, list[Scenario]] = {}
-            for cell in cells:
-                done = store.done_scenarios(cell.cell_hash)
-                already += sum(s.id in done for s in inputs.scenarios)
-                missing = [s for s in inputs.scenarios if s.id not in done]
-                if missing:
-                    todo[cell] = missing
-            total = sum(len(missing) for missing in todo.values())
-            if not total:
+            jobs = plan(inputs, lm, cells, store)
+            already += len(cells) * len(inputs.scenarios) - len(jobs)
+            if not jobs:
                 continue
             scorer = scorer or GenerationScorer.build(
                 inputs.task, inputs.exemplars, inputs.split_scenarios
             )
-            with tqdm(total=total, desc=f"generating ({lm.alias})", unit="text") as bar:
-                for cell, missing in todo.items():
-                    stored = store.generated(cell.gen_key)
-                    for batch in _chunks(missing, config.batch_size):
-                        rows = _rows(inputs, lm, scorer, cell, key, scorer_key, batch, stored)
+            lengths = prompt_ids(lm, [job.prompt for job in jobs], inputs.task.cue)
+            sizes = [len(ids) + config.decoding.max_new_tokens for ids in lengths]
+            with tqdm(total=len(jobs), desc=f"generating ({lm.alias})", unit="text") as bar:
+                for batch in batches(jobs, sizes, config.batch_tokens):
+                    rows = _rows(inputs, lm, scorer, key, scorer_key, batch)
+                    with section("store"):
                         written += store.add(rows)
-                        rescored += sum(s.id in stored for s in batch)
-                        bar.update(len(batch))
+                    rescored += sum(job.stored is not None for job in batch)
+                    bar.update(len(batch))
     return RunSummary(already, written, rescored, config.store, hashes)
 
 
@@ -272,68 +317,74 @@ def _rows(
     inputs: RunInputs,
     lm: LoadedModel,
     scorer: GenerationScorer,
-    cell: Cell,
     key: str,
     scorer_key: str,
-    batch: list[Scenario],
-    stored: dict[str, GenerationRow],
+    jobs: list[Job],
 ) -> list[GenerationRow]:
-    """Generate what is not stored yet, then score everything without hooks (the unsteered
-    model is the fluency reference)."""
+    """Generate what is not stored yet (one steering context: the jobs share a setting), then
+    score everything without hooks (the unsteered model is the fluency reference)."""
     config = inputs.config
-    prompts = [cell.steerer.prompt(s, cell.level) for s in batch]
-    fresh = [i for i, s in enumerate(batch) if s.id not in stored]
-    texts = {s.id: (r.text, r.n_tokens, r.finished) for s in batch if (r := stored.get(s.id))}
-    diagnostics = {s.id: r.diagnostics for s in batch if (r := stored.get(s.id))}
+    setting, steerer = jobs[0].cell.setting, jobs[0].cell.steerer
+    steer = dict(setting.steer)
+    made = {
+        id(job): (r.text, r.n_tokens, r.finished, r.diagnostics)
+        for job in jobs
+        if (r := job.stored)
+    }
+    fresh = [job for job in jobs if job.stored is None]
     if fresh:
-        seeds = [row_seed(cell.seed, batch[i].id, cell.level) for i in fresh]
-        steer = dict(cell.setting.steer)
-        with cell.steerer.steering(lm, cell.level, **steer):
+        levels = [job.cell.level for job in fresh]
+        prompts = [job.prompt for job in fresh]
+        with steerer.steering(lm, levels, **steer):
             outputs = generate(
                 lm,
-                [prompts[i] for i in fresh],
+                prompts,
                 config.decoding,
-                seeds,
+                [row_seed(job.cell.seed, job.scenario.id, job.cell.level) for job in fresh],
                 cue=inputs.task.cue,
                 stop=inputs.task.stop,
+                groups=levels,
+                reach=steerer.prompt_reach(**steer),
+                reuse=config.reuse_prefixes,
             )
-        measured = cell.steerer.diagnostics(
-            lm, cell.level, [prompts[i] for i in fresh], [o.text for o in outputs], **steer
-        )
-        for i, out, diagnostic in zip(fresh, outputs, measured, strict=True):
-            texts[batch[i].id] = (out.text, out.n_tokens, out.finished)
-            diagnostics[batch[i].id] = diagnostic
-    scores = scorer.score(lm, batch, [texts[s.id][0] for s in batch], cell.level)
+        with section("diagnostics"):
+            measured = steerer.diagnostics(lm, levels, prompts, [o.text for o in outputs], **steer)
+        for job, out, diagnostic in zip(fresh, outputs, measured, strict=True):
+            made[id(job)] = (out.text, out.n_tokens, out.finished, diagnostic)
+    texts = [made[id(job)][0] for job in jobs]
+    scores = scorer.score(
+        lm, [job.scenario for job in jobs], texts, [job.cell.level for job in jobs]
+    )
     return [
         GenerationRow(
-            cell_hash=cell.cell_hash,
-            scenario_id=scenario.id,
-            gen_key=cell.gen_key,
+            cell_hash=job.cell.cell_hash,
+            scenario_id=job.scenario.id,
+            gen_key=job.cell.gen_key,
             run_key=key,
-            setting_key=cell.setting_key,
+            setting_key=job.cell.setting_key,
             model=lm.alias,
             weights_sha256=lm.weights_sha256,
             task=inputs.task.name,
-            method=cell.setting.method,
-            role=cell.steerer.role or "",
-            hparams=cell.setting.hparams,
-            fingerprint=cell.steerer.fingerprint(),
-            level=cell.level.value,
-            seed=cell.seed,
+            method=setting.method,
+            role=steerer.role or "",
+            hparams=setting.hparams,
+            fingerprint=steerer.fingerprint(),
+            level=job.cell.level.value,
+            seed=job.cell.seed,
             split=config.split,
-            prompt=list(prompt),
-            text=texts[scenario.id][0],
-            n_tokens=texts[scenario.id][1],
-            finished=texts[scenario.id][2],
+            prompt=list(job.prompt),
+            text=made[id(job)][0],
+            n_tokens=made[id(job)][1],
+            finished=made[id(job)][2],
             scores=score,
-            diagnostics=diagnostics[scenario.id],
+            diagnostics=made[id(job)][3],
             scorer=scorer_key,
             decoding=dataclasses.asdict(config.decoding),
             versions=versions(),
             git_commit=git_commit(),
             config_hash=config.config_hash,
         )
-        for scenario, prompt, score in zip(batch, prompts, scores, strict=True)
+        for job, score in zip(jobs, scores, strict=True)
     ]
 
 

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.models.loading import LoadedModel, load_model
 from bench.models.tiny import TINY_CONFIGS
+from bench.sae.untrained import save_untrained_query_sae as save_query_sae
 
 TINY_ALIASES = sorted(TINY_CONFIGS)
+__all__ = ["save_query_sae"]  # tests import it from here
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,29 +42,3 @@ def tiny_lm(request: pytest.FixtureRequest) -> LoadedModel:
 @pytest.fixture(scope="session")
 def tiny_llama() -> LoadedModel:
     return load_model("tiny-llama", dtype="float32", device="cpu")
-
-
-def save_query_sae(
-    lm: LoadedModel, directory: Path, d_sae: int, k: int, layer: int, slots: list[str] | None = None
-) -> str:
-    """A random TopK SAE on `lm`'s query at `layer` (grown by concept `slots`, if given),
-    saved to `directory` and marked as read from `lm`'s weights."""
-    from bench.sae.align import grow
-    from bench.sae.base import SAEConfig
-    from bench.sae.registry import make_sae
-
-    width = lm.adapter.query_width
-    config = SAEConfig(
-        "topk",
-        d_in=width,
-        d_sae=d_sae,
-        k=k,
-        hook_layer=layer,
-        site="query",
-        metadata={"store": {"weights_sha256": lm.weights_sha256}},
-    )
-    torch.manual_seed(0)
-    sae = make_sae(config)
-    if slots:
-        sae = grow(sae, slots)
-    return str(sae.save(directory))

@@ -37,7 +37,7 @@ def _sae_dir(lm: LoadedModel, tmp_path: Path, aligned: bool) -> str:
 
 def _fit(lm: LoadedModel, directory: str) -> AlignSAESteering:
     steerer = AlignSAESteering(TASK, sae=directory)
-    steerer.fit(lm, load_exemplars(form="question").select(range(0, 360, 15)))  # every level
+    steerer.fit(lm, load_exemplars(form="question").select(range(0, 360, 7)))  # every level
     return steerer
 
 

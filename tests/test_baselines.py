@@ -136,8 +136,10 @@ def test_caa_steers_the_last_prompt_position_and_every_generated_one(
 ) -> None:
     seen = _record(caa_module, monkeypatch)
     steerer = _fitted(DiffMeanSteering, tiny_llama, layer=1, scale="unit")
-    with steerer.steering(tiny_llama, Level.APPLY, coefficient=4.0):
-        generate(tiny_llama, PROMPTS, Decoding(max_new_tokens=4, greedy=True), cue=TASK.cue)
+    with steerer.steering(tiny_llama, Level.APPLY, coefficient=4.0):  # one prompt pass
+        generate(
+            tiny_llama, PROMPTS, Decoding(max_new_tokens=4, greedy=True), cue=TASK.cue, reuse=False
+        )
     (prompt, mask), *steps = seen
     assert prompt is True and mask[:, -1].all() and not mask[:, :-1].any()
     assert steps and all(p is False and m.all() for p, m in steps)
@@ -148,8 +150,10 @@ def test_actadd_steers_the_first_real_prompt_positions_only(
 ) -> None:
     seen = _record(actadd_module, monkeypatch)
     steerer = _fitted(ActAddSteering, tiny_llama, layer=1)
-    with steerer.steering(tiny_llama, Level.APPLY, coefficient=4.0):
-        generate(tiny_llama, PROMPTS, Decoding(max_new_tokens=4, greedy=True), cue=TASK.cue)
+    with steerer.steering(tiny_llama, Level.APPLY, coefficient=4.0):  # one prompt pass
+        generate(
+            tiny_llama, PROMPTS, Decoding(max_new_tokens=4, greedy=True), cue=TASK.cue, reuse=False
+        )
     (_, mask), *steps = seen
     lengths = [
         len(tiny_llama.tokenizer(render_prompt(tiny_llama, p, TASK.cue))["input_ids"])

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.store import ResultsStore
 
-FAST = ["decoding.max_new_tokens=4", "batch_size=3"]
+FAST = ["decoding.max_new_tokens=4", "batch_tokens=600"]
 
 
 def _run(*args: str) -> tuple[int, str, str]:

@@ -50,7 +50,7 @@ def _steerer(lm: LoadedModel, tmp_path: Path) -> QuerySAESteering:
         lm, tmp_path / lm.alias, d_sae=4 * lm.adapter.query_width, k=8, layer=1
     )
     steerer = QuerySAESteering(TASK, sae=directory)
-    exemplars = load_exemplars(form="question").select(range(0, 360, 15))  # every level
+    exemplars = load_exemplars(form="question").select(range(0, 360, 7))  # every level
     steerer.fit(lm, exemplars)
     return steerer
 
@@ -81,15 +81,17 @@ def test_steered_positions(tiny_llama: LoadedModel, tmp_path: Path, positions: s
     original = steerer.edit
 
     def record(
-        q: torch.Tensor, steer: torch.Tensor, level: Level, **settings: object
+        q: torch.Tensor, steer: torch.Tensor, levels: torch.Tensor, **settings: object
     ) -> torch.Tensor:
         seen.append((q.shape[1], int(steer.sum())))
-        return original(q, steer, level, **settings)
+        return original(q, steer, levels, **settings)
 
     steerer.edit = record  # type: ignore[method-assign]
     prompts = [TASK.messages(s) for s in SCENARIOS]
     with steerer.steering(tiny_llama, Level.APPLY, **{**SETTINGS, "positions": positions}):
-        generate(tiny_llama, prompts, Decoding(max_new_tokens=3, greedy=True), cue=TASK.cue)
+        generate(  # one prompt pass (no prefix reuse), so the first edit is the whole prompt
+            tiny_llama, prompts, Decoding(max_new_tokens=3, greedy=True), cue=TASK.cue, reuse=False
+        )
     (_, prefill_steered), *decode = seen
     real_prompt_tokens = sum(
         len(tiny_llama.tokenizer(render_prompt(tiny_llama, p, TASK.cue))["input_ids"])
@@ -105,10 +107,10 @@ def test_attention_shift_is_zero_at_strength_zero(tiny_llama: LoadedModel, tmp_p
     prompts = [TASK.messages(s) for s in SCENARIOS]
     texts = ["What would change if the cell had none?", "Why is 4 the answer?"]
     zero = steerer.diagnostics(
-        tiny_llama, Level.CREATE, prompts, texts, **{**SETTINGS, "strength": 0.0}
+        tiny_llama, [Level.CREATE] * 2, prompts, texts, **{**SETTINGS, "strength": 0.0}
     )
     moved = steerer.diagnostics(
-        tiny_llama, Level.CREATE, prompts, texts, **{**SETTINGS, "strength": 50.0}
+        tiny_llama, [Level.CREATE] * 2, prompts, texts, **{**SETTINGS, "strength": 50.0}
     )
     assert all(d["attention_kl"] == pytest.approx(0.0, abs=1e-6) for d in zero)
     assert all(d["attention_kl"] > 0 for d in moved)
@@ -130,3 +132,48 @@ def test_an_sae_of_other_weights_is_refused(tiny_llama: LoadedModel, tmp_path: P
     steerer = QuerySAESteering(TASK, sae=str(directory))
     with pytest.raises(ConfigError, match="other weights"):
         steerer.fit(tiny_llama, load_exemplars(form="question").select(range(6)))
+
+
+def test_attention_read_up_to_the_steered_layer_equals_a_full_pass(tiny_lm: LoadedModel) -> None:
+    """The diagnostics read one block's attention and stop there: the same weights as a full
+    eager pass returns for that layer, and no later layer runs."""
+    from bench.models.attention import attention_weights, eager_attention
+
+    site = tiny_lm.adapter.query(0)
+    ids = torch.tensor([[1, 5, 6, 7, 8, 9]])
+    later = []
+    handle = tiny_lm.adapter.residual(1).module.register_forward_hook(lambda *_: later.append(True))
+    try:
+        weights = attention_weights(tiny_lm.model, site, ids)
+    finally:
+        handle.remove()
+    with torch.no_grad(), eager_attention(tiny_lm.model):
+        full = tiny_lm.model(input_ids=ids, output_attentions=True).attentions[0]
+    assert torch.equal(weights, full) and not later
+
+
+@pytest.mark.parametrize("alias", ["tiny-llama", "tiny-phi3", "tiny-gpt2"])
+def test_attention_shift_read_on_a_shared_prompt_equals_reading_each_text_whole(
+    alias: str, tmp_path: Path
+) -> None:
+    """The batched read (prompts once, a clean and a steered copy per row) gives what reading
+    every text whole twice gives, for rows of different levels and lengths."""
+    from bench.models.loading import load_model
+
+    lm = load_model(alias, dtype="float32", device="cpu")
+    steerer = _steerer(lm, tmp_path)
+    scenarios = [*SCENARIOS, *SCENARIOS]
+    prompts = [TASK.messages(s) for s in scenarios]
+    texts = ["What would change if the cell had none?", "Why 4?", "How?", "Name one part."]
+    levels = [Level.CREATE, Level.APPLY, Level.REMEMBER, Level.ANALYZE]
+    settings = {**SETTINGS, "strength": 5.0}
+    batched = steerer.diagnostics(lm, levels, prompts, texts, **settings)
+    whole = []
+    for level, messages, text in zip(levels, prompts, texts, strict=True):
+        context = render_prompt(lm, messages, TASK.cue)
+        head = lm.tokenizer(context, add_special_tokens=False)["input_ids"]
+        tail = lm.tokenizer(" " + text, add_special_tokens=False)["input_ids"]
+        whole.append(steerer._shift_whole(lm, level, head, tail, settings))
+    assert all(d["attention_kl"] > 0 for d in whole)
+    for got, want in zip(batched, whole, strict=True):
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,9 +17,10 @@ import datasets
 import torch
 from safetensors.torch import load_file, save_file
 
+from bench.data.levels import Level
 from bench.data.scenarios import Scenario
 from bench.data.tasks import Task
-from bench.hooks import Phase, Site, current_phase, read_site, replace_site
+from bench.hooks import Phase, Site, caller_rows, current_phase, read_site, replace_site
 from bench.models.generation import joiner, render_prompt
 from bench.models.loading import LoadedModel, cache_root
 
@@ -52,13 +53,17 @@ def reply_activations(
     return results
 
 
-def first_real_positions(
-    phase: Phase, shape: tuple[int, int], device: torch.device
-) -> torch.Tensor:
-    """[batch] index of each row's first real (non-padding) token in the prefill pass."""
-    if phase.attention_mask is None:
-        return torch.zeros(shape[0], dtype=torch.long, device=device)
-    return phase.attention_mask.to(device).long().argmax(dim=1)
+def level_indices(levels: Level | Sequence[Level], device: torch.device) -> torch.Tensor:
+    """The levels' indices: [1] for one level (every row), else one per caller row."""
+    chosen = [levels] if isinstance(levels, Level) else list(levels)
+    return torch.tensor([level.index for level in chosen], dtype=torch.long, device=device)
+
+
+def pass_levels(indices: torch.Tensor, phase: Phase | None, batch: int) -> torch.Tensor:
+    """[batch] the level index of each row of the current forward pass."""
+    if len(indices) == 1:
+        return indices.expand(batch)
+    return indices[caller_rows(phase, batch, indices.device)]
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import datasets
 import torch
 
-from bench.data.levels import LEVELS, Level
+from bench.data.levels import LEVELS
 from bench.errors import ConfigError
 from bench.methods.base import HParam
 from bench.methods.query_sae import QuerySAESteering
@@ -80,13 +80,15 @@ class AlignSAESteering(QuerySAESteering):
         }
 
     def edit(
-        self, q: torch.Tensor, steer: torch.Tensor, level: Level, **settings: Any
+        self, q: torch.Tensor, steer: torch.Tensor, levels: torch.Tensor, **settings: Any
     ) -> torch.Tensor:
-        """The query [b, s, d] with the positions in `steer` [b, s] (bool) swapped to `level`."""
+        """The query [b, s, d] with the positions in `steer` [b, s] (bool) swapped to each
+        row's level (`levels`: [b] level indices)."""
         if not bool(steer.any()) or settings["alpha"] == 0:
             return q
-        value = settings["alpha"] * float(self.means[level.index])
+        target = levels[steer.nonzero()[:, 0]]
+        value = settings["alpha"] * self.means[target].double()  # as a Python float would
         out = q.clone()
-        swapped = swap_concept(self.sae, q[steer].float(), self.latents, level.index, value)
+        swapped = swap_concept(self.sae, q[steer].float(), self.latents, target, value)
         out[steer] = swapped.to(q.dtype)
         return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from bench.data.scenarios import Scenario
 from bench.data.tasks import Message, Task
 from bench.errors import ConfigError
 from bench.models.loading import LoadedModel
+from bench.models.prefill import Reach
 
 _REQUIRED = object()
 
@@ -95,8 +97,10 @@ class Steerer:
     """A way to push a model's output toward a Bloom level. Subclass and declare.
 
     The runner builds one steerer per (model, build-stage hyperparameters), calls `fit` once,
-    then for each target level and steer-stage setting generates inside `steering(...)` from
-    `prompt(...)`. Prompts come from the shared task; a method may add an instruction.
+    then for each steer-stage setting generates inside `steering(...)` from `prompt(...)`.
+    Prompts come from the shared task; a method may add an instruction. One batch holds rows
+    of several target levels, so `steering` takes one level per row (or one for all rows);
+    a method whose `steering` edits prompt positions says which in `prompt_reach`.
     """
 
     name: ClassVar[str]
@@ -104,6 +108,12 @@ class Steerer:
     role: ClassVar[str | None] = None
     """'control' (the unsteered model) or 'prompting' (zero-shot prompting): the references
     every report compares methods against. None for other methods."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declares = any("prompt_reach" in vars(k) for k in cls.__mro__ if k is not Steerer)
+        if "steering" in vars(cls) and not declares:
+            raise TypeError(f"{cls.__name__} overrides steering(): declare its prompt_reach()")
 
     def __init__(self, task: Task, **build_hparams: Any) -> None:
         self.task = task
@@ -117,20 +127,29 @@ class Steerer:
         return self.task.messages(scenario)
 
     def steering(
-        self, lm: LoadedModel, level: Level, **steer_hparams: Any
+        self, lm: LoadedModel, levels: Level | Sequence[Level], **steer_hparams: Any
     ) -> AbstractContextManager:
-        """A context in which forward passes are steered toward `level` (default: none)."""
+        """A context in which forward passes are steered toward `levels`: one level for every
+        row, or one per caller row (`bench.hooks.caller_rows` maps a pass's rows to them).
+        Default: no steering."""
         return nullcontext()
+
+    def prompt_reach(self, **steer_hparams: Any) -> Reach:
+        """Which prompt positions `steering` changes per level: 'none' (default), 'last' (the
+        last prompt position, which produces the first token) or 'all'. Rows of different
+        levels share a prefilled prompt prefix only where their steering is alike."""
+        return "none"
 
     def diagnostics(
         self,
         lm: LoadedModel,
-        level: Level,
+        levels: list[Level],
         prompts: list[list[Message]],
         texts: list[str],
         **steer_hparams: Any,
     ) -> list[dict[str, float]]:
-        """Per generated text, measurements of what the steering did (default: none)."""
+        """Per generated text (written toward `levels[i]`), measurements of what the steering
+        did (default: none)."""
         return [{} for _ in texts]
 
     def artifacts(self) -> dict[str, str]:

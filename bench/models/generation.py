@@ -1,24 +1,25 @@
-"""Batched generation with left padding and a KV cache, greedy or seeded sampling.
+"""Batched generation with a KV cache, greedy or seeded sampling.
 
 Each row samples from its own `torch.Generator`, seeded per row, so a row's text depends on
-its seed and prompt, not on which other rows share its batch. The loop marks the prefill
-pass and each decode step with `bench.hooks.phase`, so steering hooks can tell prompt
-positions from generated ones. A task's cue opens the assistant's turn, and its stop rule
-ends a row as soon as the text reaches it (the rest of the batch goes on).
+its seed and prompt, not on which other rows share its batch. Prompts are prefilled once per
+shared prefix (`bench.models.prefill`), and rows that finish leave the batch. The loop marks
+every prompt pass and each decode step with `bench.hooks.phase`, so steering hooks can tell
+prompt positions from generated ones and which caller row each batch row is. A task's cue
+opens the assistant's turn, and its stop rule ends a row as soon as the text reaches it.
 """
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import torch
-from transformers import DynamicCache
 
 from bench.data.tasks import Message, StopRule
 from bench.hooks import Phase, phase
 from bench.models.loading import LoadedModel
+from bench.models.prefill import Reach, forward, prefill
+from bench.profiling import section
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,6 @@ def joiner(context: str) -> str:
     return "" if not context or context[-1].isspace() else " "
 
 
-@cache
-def _cache_argument(model_class: type) -> str:
-    """The forward() keyword for the KV cache: `cache` in newer transformers, else the old name."""
-    return (
-        "cache"
-        if "cache" in inspect.signature(model_class.forward).parameters
-        else ("past_key_values")
-    )
-
-
 def _stop_ids(lm: LoadedModel) -> list[int]:
     ids = lm.model.generation_config.eos_token_id or lm.model.config.eos_token_id
     ids = [ids] if isinstance(ids, int) else list(ids or [])
@@ -90,20 +81,52 @@ def _stop_ids(lm: LoadedModel) -> list[int]:
     return sorted(set(ids))
 
 
+COMPACT_AT = 0.75
+"""Finished rows stay in the batch (their outputs unread) until the running ones are at most
+this share of it: dropping rows copies the whole cache, so it is not done every step."""
+NUCLEUS_WINDOW = 1024
+"""Top-p sampling looks at the likeliest this many tokens first (a partial sort); a row whose
+nucleus is wider is sampled from its fully sorted distribution."""
+
+
 def _sample(
     logits: torch.Tensor, decoding: Decoding, generators: list[torch.Generator]
 ) -> torch.Tensor:
+    """One token per row: argmax, or top-p sampling from each row's own generator.
+
+    The draw is `torch.multinomial` on the row's probabilities sorted in descending order,
+    tokens outside the nucleus zeroed. Multinomial takes one sample as the argmax of p / q
+    with q ~ Exp(1), one draw per vocabulary entry; when the nucleus lies within the top
+    `NUCLEUS_WINDOW`, the same draws are made and only that window is sorted (a full sort of
+    the vocabulary was half of a decode step on a CPU). `_sample_sorted` is the plain way."""
     if decoding.greedy:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits / decoding.temperature, dim=-1)
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    outside = sorted_probs.cumsum(dim=-1) - sorted_probs > decoding.top_p
-    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-    picks = [
-        torch.multinomial(row, 1, generator=generator)
-        for row, generator in zip(sorted_probs, generators, strict=True)
-    ]
-    return order.gather(-1, torch.stack(picks)).squeeze(-1)
+    window = min(NUCLEUS_WINDOW, probs.shape[-1])
+    top, order = probs.topk(window, dim=-1)
+    outside = top.cumsum(dim=-1) - top > decoding.top_p
+    picks = []
+    for row, generator in enumerate(generators):
+        if window < probs.shape[-1] and not outside[row, -1]:  # a wide nucleus
+            picks.append(_sample_sorted(probs[row], decoding.top_p, generator))
+            continue
+        draws = torch.empty(probs.shape[-1]).exponential_(1, generator=generator)
+        kept = top[row].masked_fill(outside[row], 0.0)
+        picks.append(int(order[row, (kept / draws[:window]).argmax()]))
+    return torch.tensor(picks)
+
+
+def _sample_sorted(probs: torch.Tensor, top_p: float, generator: torch.Generator) -> int:
+    """Top-p sampling of one row [vocab] from its fully sorted probabilities."""
+    ranked, order = probs.sort(descending=True)
+    ranked = ranked.masked_fill(ranked.cumsum(dim=-1) - ranked > top_p, 0.0)
+    return int(order[torch.multinomial(ranked, 1, generator=generator)])
+
+
+def prompt_ids(lm: LoadedModel, prompts: list[list[Message]], cue: str = "") -> list[list[int]]:
+    """Each chat prompt rendered (assistant turn opened, cue added) as token ids."""
+    texts = [render_prompt(lm, messages, cue) for messages in prompts]
+    return lm.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
 @torch.no_grad()
@@ -114,79 +137,78 @@ def generate(
     seeds: list[int] | None = None,
     cue: str = "",
     stop: StopRule | None = None,
+    groups: Sequence[Hashable] | None = None,
+    reach: Reach = "none",
+    reuse: bool = True,
 ) -> list[Generation]:
     """Generate one continuation per chat prompt, all in one batch.
 
-    Runs under `no_grad`, not `inference_mode`, so a steering hook may turn gradients on
-    inside itself (e.g. gradient steps on an SAE code).
+    Prompts are read once per shared prefix (`bench.models.prefill`; rows of different
+    `groups` share what `reach` allows; `reuse=False` reads every row whole), and rows leave
+    the batch as they finish. Runs under `no_grad`, not `inference_mode`, so a steering hook
+    may turn gradients on inside itself (e.g. gradient steps on an SAE code).
     """
     if seeds is not None and len(seeds) != len(prompts):
         raise ValueError("need one seed per prompt")
     device = lm.device
-    texts = [render_prompt(lm, messages, cue) for messages in prompts]
-    encoded = lm.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    input_ids = encoded["input_ids"].to(device)
-    attention = encoded["attention_mask"].to(device)
-    positions = (attention.cumsum(dim=-1) - 1).clamp(min=0)
+    ready = prefill(
+        lm,
+        prompt_ids(lm, prompts, cue),
+        groups,
+        reach,
+        reuse=reuse,
+        headroom=decoding.max_new_tokens,
+    )
     generators = [torch.Generator().manual_seed(seed) for seed in (seeds or [0] * len(prompts))]
-    end_ids = torch.tensor(_stop_ids(lm), device=device)
-    pad = lm.tokenizer.pad_token_id
-    cache_kw = {_cache_argument(type(lm.model)): DynamicCache()}
-    batch = input_ids.shape[0]
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    new_tokens: list[torch.Tensor] = []
-
-    with phase(Phase(prompt=True, step=0, attention_mask=attention)):
-        out = lm.model(
-            input_ids=input_ids,
-            attention_mask=attention,
-            position_ids=positions,
-            use_cache=True,
-            **cache_kw,
-        )
+    end_ids = set(_stop_ids(lm))
+    tokens: list[list[int]] = [[] for _ in prompts]
+    finished = [False] * len(prompts)
+    held = list(range(len(prompts)))  # the caller rows in the cache, in its order
+    running = set(held)
+    past, attention, logits = ready.cache, ready.attention_mask, ready.logits
     for step in range(1, decoding.max_new_tokens + 1):
-        token = _sample(out.logits[:, -1].float().cpu(), decoding, generators).to(device)
-        token = torch.where(done, torch.full_like(token, pad), token)
-        hit_stop = torch.isin(token, end_ids) & ~done
-        finished |= hit_stop
-        new_tokens.append(torch.where(hit_stop, torch.full_like(token, pad), token))
-        done |= hit_stop
-        if stop is not None:
-            reached = _reached_stop(lm, new_tokens, done, pad, stop)
-            finished |= reached
-            done |= reached
-        if bool(done.all()) or step == decoding.max_new_tokens:
-            break
-        attention = torch.cat([attention, (~done).long()[:, None]], dim=-1)
-        positions = positions[:, -1:] + 1
-        with phase(Phase(prompt=False, step=step)):
-            out = lm.model(
-                input_ids=token[:, None],
-                attention_mask=attention,
-                position_ids=positions,
-                use_cache=True,
-                **cache_kw,
+        with section("sample"):
+            live = [k for k, row in enumerate(held) if row in running]
+            picked = torch.full((len(held),), lm.tokenizer.pad_token_id or 0, dtype=torch.long)
+            picked[live] = _sample(
+                logits[live].float().cpu(), decoding, [generators[held[k]] for k in live]
             )
-
-    generated = torch.stack(new_tokens, dim=1).cpu()
+            for k in live:
+                row, token = held[k], int(picked[k])
+                if token in end_ids:
+                    finished[row] = True
+                    running.discard(row)
+                    continue
+                tokens[row].append(token)
+                if stop is not None and _reached_stop(lm, tokens[row], stop):
+                    finished[row] = True
+                    running.discard(row)
+        if not running or step == decoding.max_new_tokens:
+            break
+        if len(running) <= COMPACT_AT * len(held):  # finished rows leave the batch
+            keep = [k for k, row in enumerate(held) if row in running]
+            index = torch.tensor(keep, device=device)
+            past.batch_select_indices(index)
+            attention = attention.index_select(0, index)
+            picked = picked[keep]
+            held = [held[k] for k in keep]
+        attention = torch.cat([attention, attention.new_ones((len(held), 1))], dim=-1)
+        rows = torch.tensor(held, device=device)
+        positions = (ready.lengths.index_select(0, rows) + step - 1)[:, None]
+        with section("decode"), phase(Phase(prompt=False, step=step, rows=rows)):
+            logits = forward(lm, picked.to(device)[:, None], attention, positions, past)[:, -1]
+    pad = lm.tokenizer.pad_token_id
     results = []
-    for row in range(batch):
-        ids = [t for t in generated[row].tolist() if t != pad]
-        text = lm.tokenizer.decode(ids, skip_special_tokens=True)
+    for row, ids in enumerate(tokens):
+        kept = [t for t in ids if t != pad]
+        text = lm.tokenizer.decode(kept, skip_special_tokens=True)
         if stop is not None:
             text = stop.cut(text)[0]
-        results.append(Generation(text.strip(), len(ids), bool(finished[row])))
+        results.append(Generation(text.strip(), len(kept), finished[row]))
     return results
 
 
-def _reached_stop(
-    lm: LoadedModel, new_tokens: list[torch.Tensor], done: torch.Tensor, pad: int, stop: StopRule
-) -> torch.Tensor:
-    """Rows still running whose text so far has reached the stop rule."""
-    reached = torch.zeros_like(done)
-    so_far = torch.stack(new_tokens, dim=1).cpu()
-    for row in (~done).nonzero().flatten().tolist():
-        ids = [t for t in so_far[row].tolist() if t != pad]
-        reached[row] = stop.cut(lm.tokenizer.decode(ids, skip_special_tokens=True))[1]
-    return reached
+def _reached_stop(lm: LoadedModel, ids: list[int], stop: StopRule) -> bool:
+    """Whether a row's text so far has reached the stop rule."""
+    pad = lm.tokenizer.pad_token_id
+    return stop.cut(lm.tokenizer.decode([t for t in ids if t != pad], skip_special_tokens=True))[1]

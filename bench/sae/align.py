@@ -260,15 +260,20 @@ def align(
 
 
 def swap_concept(
-    sae: SparseAutoencoder, x: torch.Tensor, latents: torch.Tensor, target: int, value: float
+    sae: SparseAutoencoder,
+    x: torch.Tensor,
+    latents: torch.Tensor,
+    target: int | torch.Tensor,
+    value: float | torch.Tensor,
 ) -> torch.Tensor:
     """AlignSAE's concept swap on activations x [n, d_in]: among the concept latents
     `latents` [n_concepts] (indices into the code), zero the most active one per row, set
-    `target`'s to `value`, decode, and keep the SAE's error term (what it fails to explain)."""
+    `target`'s to `value` (one for all rows, or [n] per row), decode, and keep the SAE's
+    error term (what it fails to explain)."""
     z = sae.encode(x)
     edited = z.clone()
     rows = torch.arange(len(z), device=z.device)
     current = latents[z[:, latents].argmax(-1)]
     edited[rows, current] = 0
-    edited[:, latents[target]] = value
+    edited[rows, latents[target]] = torch.as_tensor(value, dtype=z.dtype, device=z.device)
     return x + (edited - z) @ sae.W_dec / sae.scale

@@ -4,16 +4,25 @@ Perplexity is measured given context: the text follows the control prompt (same 
 the task's cue) under the unsteered model, the same context for every method. Scored on its
 own, right after a start token, a short finished question looks disfluent (its first tokens
 are hard to predict without the prompt) and a long ramble looks fluent.
+
+Every method's texts for a scenario share one context, so `ContextReader` reads each context
+once (its KV cache is kept) and then only the texts' tokens; `perplexities` reads context and
+text together and is the reference it is tested against.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 from bench.models.generation import joiner
 from bench.models.loading import LoadedModel
+from bench.models.prefill import Rows, assemble, forward, prefill, window_allows
+from bench.profiling import section
 
 
 def _words(text: str) -> list[str]:
@@ -38,6 +47,19 @@ def distinct_n(text: str, n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def _context_ids(lm: LoadedModel, context: str) -> list[int]:
+    head = lm.tokenizer(context, add_special_tokens=False)["input_ids"]
+    if not head and lm.tokenizer.bos_token_id is not None:
+        head = [lm.tokenizer.bos_token_id]
+    return head
+
+
+def _text_ids(lm: LoadedModel, context: str, text: str) -> list[int]:
+    if not text.strip():
+        return []
+    return lm.tokenizer(joiner(context) + text, add_special_tokens=False)["input_ids"]
+
+
 @torch.no_grad()
 def perplexities(
     lm: LoadedModel, contexts: list[str], texts: list[str], batch_size: int = 16
@@ -57,11 +79,7 @@ def perplexities(
         for context, text in zip(
             contexts[start : start + batch_size], texts[start : start + batch_size], strict=True
         ):
-            head = tokenizer(context, add_special_tokens=False)["input_ids"]
-            tail = tokenizer(joiner(context) + text, add_special_tokens=False)["input_ids"]
-            if not head and tokenizer.bos_token_id is not None:
-                head = [tokenizer.bos_token_id]
-            rows.append((head, tail if text.strip() else []))
+            rows.append((_context_ids(lm, context), _text_ids(lm, context, text)))
         width = max(len(h) + len(t) for h, t in rows)
         # Left padding, so every row's last position lines up (as in generation).
         ids = torch.full((len(rows), width), pad)
@@ -87,3 +105,127 @@ def perplexities(
             mean = float(token_nll[i][target[i]].sum()) / count if count else math.nan
             results.append(math.exp(mean) if count else math.nan)
     return results
+
+
+@dataclass
+class _Context:
+    """One context read: its cache row (real tokens and any padding between them), and the
+    log-probabilities of the token after it."""
+
+    cache: DynamicCache
+    mask: torch.Tensor
+    length: int
+    next_logprobs: torch.Tensor
+    nbytes: int
+
+
+class ContextReader:
+    """Perplexities of texts in contexts under the unsteered model (no hooks may be active),
+    each distinct context read once and its KV cache kept, least recently used dropped past
+    `max_cached_bytes`. Same values as `perplexities` (float rounding aside)."""
+
+    def __init__(
+        self, lm: LoadedModel, max_cached_bytes: int = 2 << 30, batch_size: int = 32
+    ) -> None:
+        self.lm = lm
+        self.max_cached_bytes = max_cached_bytes
+        self.batch_size = batch_size
+        self._contexts: OrderedDict[str, _Context] = OrderedDict()
+        self._bytes = 0
+
+    def _read(self, contexts: list[str]) -> None:
+        """Read the contexts not cached yet (shared prefixes once) and keep them."""
+        missing = [c for c in dict.fromkeys(contexts) if c not in self._contexts]
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start : start + self.batch_size]
+            heads = [_context_ids(self.lm, c) for c in chunk]
+            if any(not head for head in heads):
+                raise ValueError("a context needs at least one token")
+            with section("perplexity"):
+                ready = prefill(self.lm, heads)
+            for row, context in enumerate(chunk):
+                first = int(ready.attention_mask[row].argmax())  # drop the row's left padding
+                trimmed = DynamicCache(
+                    ddp_cache_data=[
+                        (
+                            layer.keys[row : row + 1, :, first:].clone(),
+                            layer.values[row : row + 1, :, first:].clone(),
+                        )
+                        for layer in ready.cache.layers
+                    ]
+                )
+                nbytes = sum(layer.keys.nbytes + layer.values.nbytes for layer in trimmed.layers)
+                self._contexts[context] = _Context(
+                    trimmed,
+                    ready.attention_mask[row : row + 1, first:],
+                    int(ready.lengths[row]),
+                    torch.log_softmax(ready.logits[row].float(), dim=-1).cpu(),
+                    nbytes,
+                )
+                self._bytes += nbytes
+        for context in contexts:
+            self._contexts.move_to_end(context)
+        while self._bytes > self.max_cached_bytes and len(self._contexts) > len(set(contexts)):
+            _, dropped = self._contexts.popitem(last=False)
+            self._bytes -= dropped.nbytes
+
+    @torch.no_grad()
+    def perplexities(self, contexts: list[str], texts: list[str]) -> list[float]:
+        """exp(mean NLL of each text's tokens) given its context; NaN for an empty text."""
+        if len(contexts) != len(texts):
+            raise ValueError("need one context per text")
+        tails = [_text_ids(self.lm, c, t) for c, t in zip(contexts, texts, strict=True)]
+        scored = [i for i, tail in enumerate(tails) if tail]
+        results = [math.nan] * len(texts)
+        for start in range(0, len(scored), self.batch_size):
+            rows = scored[start : start + self.batch_size]
+            self._read([contexts[i] for i in rows])
+            read = [self._contexts[contexts[i]] for i in rows]
+            width = max(c.mask.shape[1] for c in read) + max(len(tails[i]) for i in rows)
+            with section("perplexity"):
+                if window_allows(self.lm, width):
+                    values = self._batch(read, [tails[i] for i in rows])
+                else:  # padding inside a row would move the sliding window
+                    picked = [contexts[i] for i in rows], [texts[i] for i in rows]
+                    values = perplexities(self.lm, *picked, self.batch_size)
+            for i, value in zip(rows, values, strict=True):
+                results[i] = value
+        return results
+
+    def _batch(self, read: list[_Context], tails: list[list[int]]) -> list[float]:
+        device = self.lm.device
+        width = max(len(t) for t in tails)
+        rows: dict[int, list[int]] = {}
+        for i, context in enumerate(read):
+            rows.setdefault(id(context), []).append(i)
+        first = {id(c): c for c in read}
+        parts = [
+            Rows(
+                first[key].cache,
+                first[key].mask,
+                torch.zeros(len(targets), dtype=torch.long, device=device),
+                torch.tensor(targets, device=device),
+            )
+            for key, targets in rows.items()
+        ]
+        past, mask = assemble(parts, len(read), room=width)
+        pad = self.lm.tokenizer.pad_token_id or 0
+        ids = torch.full((len(tails), width), pad, dtype=torch.long)
+        text_mask = torch.zeros((len(tails), width), dtype=torch.long)
+        for i, tail in enumerate(tails):
+            ids[i, width - len(tail) :] = torch.tensor(tail)
+            text_mask[i, width - len(tail) :] = 1
+        lengths = torch.tensor([c.length for c in read])
+        positions = (lengths[:, None] + text_mask.cumsum(-1) - 1).clamp(min=0)
+        attention = torch.cat([mask, text_mask.to(device)], dim=-1)
+        logits = forward(self.lm, ids.to(device), attention, positions.to(device), past, keep=width)
+        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+        values = []
+        for i, tail in enumerate(tails):
+            first = width - len(tail)
+            nll = -read[i].next_logprobs[tail[0]]
+            if len(tail) > 1:
+                later = logprobs[i, first : width - 1].gather(-1, ids[i, first + 1 :, None])
+                nll = nll - later.sum()
+            values.append(math.exp(float(nll) / len(tail)))
+        return values

@@ -8,7 +8,7 @@ instruction leakage, relevance by retrieval among the split's scenarios, and flu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
@@ -21,10 +21,11 @@ from bench.data.scenarios import Scenario
 from bench.data.tasks import TASKS, Task
 from bench.models.generation import render_prompt
 from bench.models.loading import LoadedModel
+from bench.profiling import section
 from bench.scoring.bloom import TrainedScorer, trained_scorer
 from bench.scoring.embeddings import sentence_encoder
 from bench.scoring.fingerprint import scorer_fingerprint
-from bench.scoring.fluency import distinct_n, perplexities, repetition_rate
+from bench.scoring.fluency import ContextReader, distinct_n, repetition_rate
 from bench.scoring.leakage import ReferenceSet
 from bench.scoring.relevance import (
     RELEVANCE_TOP_K,
@@ -60,6 +61,8 @@ class GenerationScorer:
     split_embeddings: np.ndarray
     """Unit embeddings of every scenario of the split (question + answer), for retrieval."""
     fingerprint: str
+    reader: ContextReader | None = field(default=None, repr=False)
+    """Reads texts in their control contexts (each context once) for the latest model."""
 
     @classmethod
     def build(
@@ -86,11 +89,16 @@ class GenerationScorer:
     ) -> list[dict[str, Any]]:
         """The scores that need only the text: level read, task presence, leakage, repetition."""
         if embeddings is None:
-            embeddings = sentence_encoder().encode(texts)
-        level_probs = self.models.level_probs(texts, embeddings)
-        task_probs = self.models.task_probs(texts, embeddings)
+            with section("embeddings"):
+                embeddings = sentence_encoder().encode(texts)
+        with section("classifier"):
+            level_probs = self.models.level_probs(texts, embeddings)
+        with section("task detector"):
+            task_probs = self.models.task_probs(texts, embeddings)
         rows = []
         for i, text in enumerate(texts):
+            with section("leakage"):
+                leakage = self.reference.leakage(text)
             rows.append(
                 {
                     "pred_level": LEVELS[int(level_probs[i].argmax())].value,
@@ -100,7 +108,7 @@ class GenerationScorer:
                     },
                     "task_prob": round(float(task_probs[i]), 5),
                     "sets_task": bool(task_probs[i] >= TASK_THRESHOLD) and bool(text.strip()),
-                    **self.reference.leakage(text),
+                    **leakage,
                     "repetition": repetition_rate(text),
                     "distinct_2": distinct_n(text, 2),
                 }
@@ -119,18 +127,21 @@ class GenerationScorer:
         `target` is one level for all texts, one per text, or None (then no on-target)."""
         targets = target if isinstance(target, list) else [target] * len(texts)
         encoder = sentence_encoder()
-        embeddings = encoder.encode(texts)  # once, for level, task presence and relevance
+        with section("embeddings"):
+            embeddings = encoder.encode(texts)  # once, for level, task presence and relevance
+            questions = encoder.encode([s.question for s in scenarios])
         rows = self.text_scores(texts, embeddings)
-        index = {scenario_id: i for i, scenario_id in enumerate(self.split_ids)}
-        own = [index[s.id] for s in scenarios]
-        ranks = retrieval_ranks(embeddings, self.split_embeddings, own)
-        similarity = cosine(embeddings, self.split_embeddings[own])
-        restating = cosine(embeddings, encoder.encode([s.question for s in scenarios]))
-        ppl = (
-            perplexities(reference, self.control_contexts(reference, scenarios), texts)
-            if reference is not None
-            else [float("nan")] * len(texts)
-        )
+        with section("relevance"):
+            index = {scenario_id: i for i, scenario_id in enumerate(self.split_ids)}
+            own = [index[s.id] for s in scenarios]
+            ranks = retrieval_ranks(embeddings, self.split_embeddings, own)
+            similarity = cosine(embeddings, self.split_embeddings[own])
+            restating = cosine(embeddings, questions)
+        ppl = [float("nan")] * len(texts)
+        if reference is not None:
+            if self.reader is None or self.reader.lm is not reference:
+                self.reader = ContextReader(reference)
+            ppl = self.reader.perplexities(self.control_contexts(reference, scenarios), texts)
         for i, row in enumerate(rows):
             restates = restating[i] >= RESTATE_SIMILARITY
             row.update(

@@ -1,6 +1,7 @@
 """Benchmarks (never asserted in tests): load times, generation throughput, the cost of
-steering, and the cost of collecting activations. Ratios are measured in one process on the
-same prompts, seeds and batch, so machine noise affects both sides alike."""
+steering, the cost of collecting activations, and bfloat16 where the CPU has it natively.
+Ratios are measured in one process on the same prompts, seeds and batch, so machine noise
+affects both sides alike."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -57,6 +58,47 @@ class PerfReport:
     """Per steering method: tokens/s steered, unsteered, and their ratio."""
     collection: dict[str, float] = field(default_factory=dict)
     """Tokens/s of activation collection and of a plain forward to the same layer."""
+    bf16: dict[str, Any] = field(default_factory=dict)
+    """On a CPU: whether it has native bfloat16 matmul and, if so, batched tokens/s in it."""
+
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def native_bf16_flags() -> list[str] | None:
+    """The CPU's native bfloat16 flags (AMX, AVX-512 BF16) from /proc/cpuinfo; None where
+    the file does not exist (not Linux): then it is unknown."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return None
+    flags = set()
+    for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return [flag for flag in BF16_FLAGS if flag in flags]
+
+
+def bf16_report(model: str, prompts: list, decoding: Decoding) -> dict[str, Any]:
+    """Batched tokens/s in bfloat16 where the CPU does it natively; else why not measured
+    (emulated bf16 is hundreds of times slower, and float32 stays the CPU default)."""
+    flags = native_bf16_flags()
+    if not flags:
+        known = "unknown (no /proc/cpuinfo)" if flags is None else "none"
+        return {
+            "native": False if flags is not None else None,
+            "flags": known,
+            "note": "not measured: no native bfloat16 on this CPU (needs amx_bf16 or "
+            "avx512_bf16); it would be emulated, and float32 stays the CPU default",
+        }
+    lm = load_model(model, dtype="bfloat16", device="cpu")
+    seeds = list(range(len(prompts)))
+    generate(lm, prompts[:1], Decoding(max_new_tokens=4), seeds[:1])  # warm-up
+    out, seconds = _timed(lambda: generate(lm, prompts, decoding, seeds))
+    return {
+        "native": True,
+        "flags": ",".join(flags),
+        "batched_tokens_per_s": sum(g.n_tokens for g in out) / seconds,
+    }
 
 
 def _timed(action: Callable[[], T]) -> tuple[T, float]:
@@ -192,4 +234,6 @@ def measure(
     if collect_tokens:
         layer = lm.adapter.n_layers // 2
         report.collection = collection_cost(lm, layer, collect_tokens)
+    if device == "cpu":
+        report.bf16 = bf16_report(model, prompts, decoding)
     return report
