@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from bench.data.tasks import TASKS
 from bench.methods.registry import method_class
 from bench.models.generation import Decoding, generate, render_prompt
 from bench.models.loading import LoadedModel, load_model
+from bench.perf.throughput import _timed
 from bench.profiling import Profile
 from bench.runner import row_seed, run
 from bench.scoring.fluency import ContextReader, perplexities
@@ -62,12 +62,6 @@ def profile_grid(
         "rows_per_s": round(summary.written / profile.wall_s, 3),
         "sections": profile.summary(),
     }, texts
-
-
-def _timed(action: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    value = action()
-    return value, time.perf_counter() - start
 
 
 def speedups(model: str, texts: list[tuple[str, str]], rows: int = 48) -> dict[str, Any]:
