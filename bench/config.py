@@ -45,10 +45,11 @@ class RunConfig:
     """Scenario split to generate for: 'dev' (choosing settings) or 'test' (reporting)."""
     limit: int | None = None
     """Use only the first N scenarios of the split (smoke runs)."""
-    batch_tokens: int = 16384
-    """Rows generated together: as many rows of one method setting as fit this many tokens
-    (each row counts its prompt plus max_new_tokens). It decides speed and memory, never a
-    text: a row's text does not depend on its batch-mates."""
+    batch_tokens: int = 32768
+    """Rows generated together: as many rows of one steering context (a hooked method's
+    setting, or every method that steers by prompt alone) as fit this many tokens (each row
+    counts its prompt plus max_new_tokens). It decides speed and memory, never a text: a
+    row's text does not depend on its batch-mates."""
     reuse_prefixes: bool = True
     """Read each prompt prefix a batch's rows share once (off: every row reads its whole
     prompt). Never changes a text; off is for checking a new method's `prompt_reach`."""

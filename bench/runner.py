@@ -234,14 +234,23 @@ class Job:
     """The row of the same gen_key under an older scorer: its text is rescored, not remade."""
 
 
+PROMPT_ONLY = "prompt-only"
+"""The steering context shared by every method that steers through its prompt alone."""
+
+
+def steering_key(job: Job) -> str:
+    """Jobs of one key share a steering context: a hooked method's setting, or no hooks."""
+    return PROMPT_ONLY if job.cell.steerer.prompt_only else job.cell.setting_key
+
+
 def batches(jobs: list[Job], sizes: list[int], budget: int) -> Iterator[list[Job]]:
-    """Consecutive jobs of one setting per batch, as many as fit `budget` tokens (`sizes`:
-    each job's), so a batch shares one steering context."""
+    """Consecutive jobs of one steering context per batch, as many as fit `budget` tokens
+    (`sizes`: each job's)."""
     batch: list[Job] = []
     used = 0
     for job, size in zip(jobs, sizes, strict=True):
-        setting_changes = batch and job.cell.setting_key != batch[0].cell.setting_key
-        if batch and (used + size > budget or setting_changes):
+        context_changes = batch and steering_key(job) != steering_key(batch[0])
+        if batch and (used + size > budget or context_changes):
             yield batch
             batch, used = [], 0
         batch.append(job)
@@ -251,8 +260,9 @@ def batches(jobs: list[Job], sizes: list[int], budget: int) -> Iterator[list[Job
 
 
 def plan(inputs: RunInputs, lm: LoadedModel, cells: list[Cell], store: ResultsStore) -> list[Job]:
-    """The missing rows of `cells`, grouped by setting (a batch shares one steering context)
-    and, within one, ordered by scenario, so rows that share a prompt prefix are neighbours."""
+    """The missing rows of `cells`, grouped by steering context (a batch shares one: a hooked
+    method's setting, or no hooks) and, within one, ordered by scenario, so rows that share a
+    prompt prefix are neighbours."""
     order = {s.id: i for i, s in enumerate(inputs.scenarios)}
     jobs = []
     for cell in cells:
@@ -262,13 +272,15 @@ def plan(inputs: RunInputs, lm: LoadedModel, cells: list[Cell], store: ResultsSt
         jobs += [
             Job(cell, s, cell.steerer.prompt(s, cell.level), stored.get(s.id)) for s in missing
         ]
-    first = {}
+    first: dict[str, int] = {}
     for job in jobs:
+        first.setdefault(steering_key(job), len(first))
         first.setdefault(job.cell.setting_key, len(first))
     jobs.sort(
         key=lambda j: (
-            first[j.cell.setting_key],
+            first[steering_key(j)],
             order[j.scenario.id],
+            first[j.cell.setting_key],
             j.cell.level.index,
             j.cell.seed,
         )
@@ -281,7 +293,8 @@ def run(config: RunConfig) -> RunSummary:
 
     Everything the user can get wrong (names, levels, hyperparameters, data, models) is
     checked before the store is opened, so a bad run leaves the store untouched. Rows of one
-    method setting (any level, seed or scenario) share batches of at most `batch_tokens`.
+    method setting (any level, seed or scenario), or of methods that steer through their
+    prompt alone, share batches of at most `batch_tokens`.
     """
     inputs = prepare(config)
     scorer_key = scorer_fingerprint()
@@ -321,11 +334,11 @@ def _rows(
     scorer_key: str,
     jobs: list[Job],
 ) -> list[GenerationRow]:
-    """Generate what is not stored yet (one steering context: the jobs share a setting), then
-    score everything without hooks (the unsteered model is the fluency reference)."""
+    """Generate what is not stored yet (one steering context: the jobs share a hooked
+    method's setting, or use no hooks), then score everything without hooks (the unsteered
+    model is the fluency reference)."""
     config = inputs.config
-    setting, steerer = jobs[0].cell.setting, jobs[0].cell.steerer
-    steer = dict(setting.steer)
+    steerer, steer = jobs[0].cell.steerer, dict(jobs[0].cell.setting.steer)
     made = {
         id(job): (r.text, r.n_tokens, r.finished, r.diagnostics)
         for job in jobs
@@ -335,7 +348,7 @@ def _rows(
     if fresh:
         levels = [job.cell.level for job in fresh]
         prompts = [job.prompt for job in fresh]
-        with steerer.steering(lm, levels, **steer):
+        with steerer.steering(lm, levels, **steer):  # the same for every job of the batch
             outputs = generate(
                 lm,
                 prompts,
@@ -347,10 +360,20 @@ def _rows(
                 reach=steerer.prompt_reach(**steer),
                 reuse=config.reuse_prefixes,
             )
-        with section("diagnostics"):
-            measured = steerer.diagnostics(lm, levels, prompts, [o.text for o in outputs], **steer)
-        for job, out, diagnostic in zip(fresh, outputs, measured, strict=True):
-            made[id(job)] = (out.text, out.n_tokens, out.finished, diagnostic)
+        for setting_key in dict.fromkeys(job.cell.setting_key for job in fresh):
+            mine = [k for k, job in enumerate(fresh) if job.cell.setting_key == setting_key]
+            cell = fresh[mine[0]].cell
+            with section("diagnostics"):
+                measured = cell.steerer.diagnostics(
+                    lm,
+                    [levels[k] for k in mine],
+                    [prompts[k] for k in mine],
+                    [outputs[k].text for k in mine],
+                    **dict(cell.setting.steer),
+                )
+            for k, diagnostic in zip(mine, measured, strict=True):
+                out = outputs[k]
+                made[id(fresh[k])] = (out.text, out.n_tokens, out.finished, diagnostic)
     texts = [made[id(job)][0] for job in jobs]
     scores = scorer.score(
         lm, [job.scenario for job in jobs], texts, [job.cell.level for job in jobs]
@@ -365,10 +388,10 @@ def _rows(
             model=lm.alias,
             weights_sha256=lm.weights_sha256,
             task=inputs.task.name,
-            method=setting.method,
-            role=steerer.role or "",
-            hparams=setting.hparams,
-            fingerprint=steerer.fingerprint(),
+            method=job.cell.setting.method,
+            role=job.cell.steerer.role or "",
+            hparams=job.cell.setting.hparams,
+            fingerprint=job.cell.steerer.fingerprint(),
             level=job.cell.level.value,
             seed=job.cell.seed,
             split=config.split,

@@ -13,6 +13,7 @@ from bench.data.levels import Level
 from bench.data.roles import load_exemplars
 from bench.data.scenarios import Scenario
 from bench.data.tasks import TASKS
+from bench.methods import query_sae
 from bench.methods.query_sae import QuerySAESteering, code_step
 from bench.models.generation import Decoding, generate, render_prompt
 from bench.models.loading import LoadedModel
@@ -114,6 +115,29 @@ def test_attention_shift_is_zero_at_strength_zero(tiny_llama: LoadedModel, tmp_p
     )
     assert all(d["attention_kl"] == pytest.approx(0.0, abs=1e-6) for d in zero)
     assert all(d["attention_kl"] > 0 for d in moved)
+
+
+def test_prototypes_are_read_once_per_sae_and_kept(
+    tiny_llama: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second fit with the same SAE, model, task and exemplars reads no exemplar and gets
+    the same prototypes; another SAE's are computed anew."""
+    first = _steerer(tiny_llama, tmp_path)
+    reads: list[int] = []
+    original = query_sae.reply_activations
+    monkeypatch.setattr(
+        query_sae,
+        "reply_activations",
+        lambda *args: reads.append(1) or original(*args),
+    )
+    again = QuerySAESteering(TASK, sae=first.sae_dir)
+    again.fit(tiny_llama, load_exemplars(form="question").select(range(0, 360, 7)))
+    assert reads == []
+    assert torch.equal(again.prototypes, first.prototypes)
+    other = save_query_sae(tiny_llama, tmp_path / "other", 2 * tiny_llama.adapter.query_width, 4, 1)
+    fresh = QuerySAESteering(TASK, sae=other)
+    fresh.fit(tiny_llama, load_exemplars(form="question").select(range(0, 360, 7)))
+    assert reads == [1]
 
 
 def test_an_sae_of_other_weights_is_refused(tiny_llama: LoadedModel, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -88,8 +89,10 @@ def cached_vectors(
     parts: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]
 ) -> dict[str, torch.Tensor]:
     """Vectors from `$BENCH_CACHE/vectors/<key>.safetensors`, computed (and stored) once per
-    key; `parts` must hold everything that decides them."""
-    path = cache_root() / "vectors" / f"{vector_key(parts)}.safetensors"
+    key; `parts` must hold everything that decides them (this module's code, which reads the
+    activations, is added)."""
+    keyed = {**parts, "reading": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}
+    path = cache_root() / "vectors" / f"{vector_key(keyed)}.safetensors"
     if path.is_file():
         return load_file(str(path))
     vectors = {name: t.detach().float().cpu().contiguous() for name, t in compute().items()}

@@ -134,6 +134,12 @@ class Steerer:
         Default: no steering."""
         return nullcontext()
 
+    @property
+    def prompt_only(self) -> bool:
+        """Whether the method steers through its prompt alone (no `steering` hooks): rows of
+        such methods can share a batch, and so read their common prompt prefixes once."""
+        return type(self).steering is Steerer.steering
+
     def prompt_reach(self, **steer_hparams: Any) -> Reach:
         """Which prompt positions `steering` changes per level: 'none' (default), 'last' (the
         last prompt position, which produces the first token) or 'all'. Rows of different

@@ -15,19 +15,27 @@ produces the first one) or `all` (the prompt too).
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import datasets
 import torch
 
 from bench.data.levels import LEVELS, Level
+from bench.data.roles import dataset_sha256
 from bench.data.tasks import Message
 from bench.errors import ConfigError
 from bench.hooks import current_phase, prompt_ends, replace_site
-from bench.methods.activations import level_indices, pass_levels, reply_activations
-from bench.methods.base import HParam, Steerer
+from bench.methods.activations import (
+    cached_vectors,
+    level_indices,
+    pass_levels,
+    reply_activations,
+)
+from bench.methods.base import HParam, Steerer, source_sha256
 from bench.models.attention import attention_weights
 from bench.models.generation import joiner, render_prompt
 from bench.models.loading import LoadedModel
@@ -107,15 +115,31 @@ class QuerySAESteering(Steerer):
         if expected and expected != lm.weights_sha256:
             raise ConfigError(f"{self.sae_dir} was trained on other weights than {lm.alias}'s")
         self.sae = self.sae.to(lm.device)
-        sums = torch.zeros(len(LEVELS), self.sae.config.d_sae, device=lm.device)
-        counts = torch.zeros(len(LEVELS), device=lm.device)
-        replies = reply_activations(lm, lm.adapter.query(self.layer), self.task, exemplars)
-        with torch.no_grad():
-            for activations, level in zip(replies, exemplars["level"], strict=True):
-                index = Level(level).index
-                sums[index] += self.sae.encode(activations).sum(0)
-                counts[index] += len(activations)
-        self.prototypes = sums / counts.clamp(min=1)[:, None]
+
+        def compute() -> dict[str, torch.Tensor]:
+            sums = torch.zeros(len(LEVELS), self.sae.config.d_sae, device=lm.device)
+            counts = torch.zeros(len(LEVELS), device=lm.device)
+            replies = reply_activations(lm, lm.adapter.query(self.layer), self.task, exemplars)
+            with torch.no_grad():
+                for activations, level in zip(replies, exemplars["level"], strict=True):
+                    index = Level(level).index
+                    sums[index] += self.sae.encode(activations).sum(0)
+                    counts[index] += len(activations)
+            return {"prototypes": sums / counts.clamp(min=1)[:, None]}
+
+        parts = {  # the prototypes: computed once per SAE, model, task and exemplars
+            "method": "query_sae prototypes",
+            "code": source_sha256(QuerySAESteering),
+            "sae_code": hashlib.sha256(
+                Path(inspect.getfile(type(self.sae))).read_bytes()
+            ).hexdigest()[:16],
+            "sae_weights": weights_sha256(self.sae_dir),
+            "weights": lm.weights_sha256,
+            "layer": self.layer,
+            "task": self.task.fingerprint,
+            "exemplars": dataset_sha256(exemplars),
+        }
+        self.prototypes = cached_vectors(parts, compute)["prototypes"].to(lm.device)
 
     def artifacts(self) -> dict[str, str]:
         if self.prototypes is None:

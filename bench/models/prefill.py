@@ -3,12 +3,12 @@
 The prompts of a batch share a lot: the system turn of every row, a scenario's block for the
 rows of its levels and seeds, the whole prompt for rows that differ only in their seed. The
 prompts' token sequences are arranged in a radix tree; each edge (a run of tokens) is read
-once, edges of one depth and similar length in one forward pass on top of their parents' KV
-caches, and each prompt's cache is then gathered from its leaf, with room for the tokens to
-be generated. Rows whose steering differs (their `groups`)
-share only what the steering leaves alike: nothing, all but the last token, or everything,
-as the method's `reach` says. Without reuse, every row is its own path: one left-padded pass,
-as a plain batched prefill.
+once (a short inner run is folded into its branches instead), edges of one depth and similar
+length in one forward pass on top of their parents' KV caches, and each prompt's cache is then
+gathered from its leaf, with room for the tokens to be generated. Rows whose steering differs
+(their `groups`) share only what the steering leaves alike: nothing, all but the last token,
+or everything, as the method's `reach` says. Without reuse, every row is its own path:
+left-padded passes of whole prompts, as a plain batched prefill.
 
 Padding sits where edges of different lengths meet, so a row's real tokens may have masked
 positions between them; attention masks and explicit position ids make that the same
@@ -108,16 +108,6 @@ class RoomyLayer(DynamicLayer):
         self._views()
 
 
-def select_rows(past: DynamicCache, index: torch.Tensor) -> DynamicCache:
-    """A new cache holding rows `index` of `past` (rows may repeat)."""
-    return DynamicCache(
-        ddp_cache_data=[
-            (layer.keys.index_select(0, index), layer.values.index_select(0, index))
-            for layer in past.layers
-        ]
-    )
-
-
 @dataclass
 class Rows:
     """Rows `source` of `cache` (with its [rows, length] mask) that become rows `target`."""
@@ -203,9 +193,38 @@ def _radix_tree(keyed: list[tuple[int, list[tuple]]]) -> list[_Node]:
     return nodes
 
 
+FOLD_TOKENS = 16
+"""An inner edge whose tokens, read again with each of its children, would cost fewer extra
+tokens than this is folded into them instead of read in a pass of its own: a forward pass has
+a fixed cost (every weight is read) worth more tokens."""
 PADDING_SLACK = 1.25
 """A prefill pass holds edges of similar length: at most this many padded positions per real
 token (longer edges go first; a pass closes when the next edge would exceed it)."""
+PASS_TOKENS = 2048
+"""A prefill pass holds at most this many positions (padding included): wider passes were
+slower per token on a CPU."""
+
+
+def _folded(nodes: list[_Node]) -> list[_Node]:
+    """The tree with every short inner edge merged into its children (parents before
+    children). The prompts' tokens, and which caller row each token is read for, stay."""
+    children = [0] * len(nodes)
+    for node in nodes:
+        if node.parent >= 0:
+            children[node.parent] += 1
+    kept: list[_Node] = []
+    anchor: dict[int, int] = {-1: -1}  # node -> its kept node (or that of its nearest ancestor)
+    carry: dict[int, list[int]] = {-1: []}  # node -> folded tokens its children start with
+    for index, node in enumerate(nodes):
+        tokens = carry[node.parent] + node.tokens
+        if not node.ends and tokens and len(tokens) * (children[index] - 1) < FOLD_TOKENS:
+            anchor[index], carry[index] = anchor[node.parent], tokens
+            continue
+        parent = anchor[node.parent]
+        depth = kept[parent].depth + 1 if parent >= 0 else 0
+        kept.append(_Node(tokens, parent, depth, node.row, node.ends))
+        anchor[index], carry[index] = len(kept) - 1, []
+    return kept
 
 
 def _buckets(items: list[int], nodes: list[_Node]) -> list[list[int]]:
@@ -215,9 +234,8 @@ def _buckets(items: list[int], nodes: list[_Node]) -> list[list[int]]:
     real = 0
     for i in sorted(items, key=lambda i: -len(nodes[i].tokens)):
         size = len(nodes[i].tokens)
-        if current and (len(current) + 1) * len(nodes[current[0]].tokens) > PADDING_SLACK * (
-            real + size
-        ):
+        wide = (len(current) + 1) * len(nodes[current[0]].tokens) if current else 0
+        if current and (wide > PADDING_SLACK * (real + size) or wide > PASS_TOKENS):
             buckets.append(current)
             current, real = [], 0
         current.append(i)
@@ -250,6 +268,10 @@ def window_allows(lm: LoadedModel, width: int) -> bool:
     return not isinstance(window, int) or width <= window
 
 
+_Read = tuple[DynamicCache, torch.Tensor]
+"""A pass's cache and attention mask, one row per node it read."""
+
+
 @torch.no_grad()
 def prefill(
     lm: LoadedModel,
@@ -267,41 +289,37 @@ def prefill(
     groups = list(groups) if groups is not None else [None] * len(prompts)
     nodes = None
     if reuse:
-        shared = _radix_tree(
-            [
-                (row, _keys(ids, group, reach))
-                for row, (ids, group) in enumerate(zip(prompts, groups, strict=True))
-            ]
+        shared = _folded(
+            _radix_tree(
+                [
+                    (row, _keys(ids, group, reach))
+                    for row, (ids, group) in enumerate(zip(prompts, groups, strict=True))
+                ]
+            )
         )
         nodes = shared if window_allows(lm, _padded_width(shared) + headroom) else None
     if nodes is None:  # every row its own path: one plain left-padded pass
         nodes = _radix_tree([(row, [(row, t) for t in ids]) for row, ids in enumerate(prompts)])
     pad = lm.tokenizer.pad_token_id or 0
     lengths = {-1: 0}
-    children: dict[int, list[int]] = {}
+    by_depth: dict[int, list[int]] = {}
     for index, node in enumerate(nodes):
         lengths[index] = lengths[node.parent] + len(node.tokens)
-        children.setdefault(node.parent, []).append(index)
+        if node.tokens:  # only the root can have none: its children start from nothing
+            by_depth.setdefault(node.depth, []).append(index)
+    reads: list[_Read | None] = []
+    home: dict[int, tuple[int, int]] = {}  # node -> (pass, row of that pass)
     leaves: list[tuple[DynamicCache, torch.Tensor, torch.Tensor, list[tuple[int, int]]]] = []
-    # Work: nodes to read on top of a frontier cache (and its mask) in which row where[p]
-    # holds parent p. Only the root can have no tokens: its children start from nothing.
-    empty_mask = torch.zeros((1, 0), dtype=torch.long, device=device)
-    todo: list[tuple[list[int], DynamicCache | None, torch.Tensor, dict[int, int]]] = [
-        (children[-1], None, empty_mask, {-1: 0})
-    ]
-    while todo:
-        group, frontier, frontier_mask, where = todo.pop()
-        for i in group:
-            if not nodes[i].tokens and i in children:
-                todo.append((children[i], frontier, frontier_mask, {i: where[nodes[i].parent]}))
-        for bucket in _buckets([i for i in group if nodes[i].tokens], nodes):
-            parents = torch.tensor([where[nodes[i].parent] for i in bucket], device=device)
-            past = select_rows(frontier, parents) if frontier is not None else DynamicCache()
+    done_before = 0
+    for depth in sorted(by_depth):  # all of one depth at once, whichever passes hold parents
+        first_pass = len(reads)
+        for bucket in _buckets(by_depth[depth], nodes):
             ids, edge_mask = _left_padded([nodes[i].tokens for i in bucket], pad)
             ids, edge_mask = ids.to(device), edge_mask.to(device)
+            past, parent_mask = _parents(bucket, nodes, home, reads, ids.shape[1], device)
             offset = torch.tensor([lengths[nodes[i].parent] for i in bucket], device=device)
             positions = (offset[:, None] + edge_mask.cumsum(-1) - 1).clamp(min=0)
-            attention = torch.cat([frontier_mask.index_select(0, parents), edge_mask], dim=-1)
+            attention = torch.cat([parent_mask, edge_mask], dim=-1)
             marks = Phase(
                 prompt=True,
                 step=0,
@@ -315,10 +333,46 @@ def prefill(
             ends_here = [(k, i) for k, i in enumerate(bucket) if nodes[i].ends]
             if ends_here:
                 leaves.append((past, attention, logits, ends_here))
-            below = [c for i in bucket for c in children.get(i, [])]
-            if below:
-                todo.append((below, past, attention, {i: k for k, i in enumerate(bucket)}))
+            home.update({i: (len(reads), k) for k, i in enumerate(bucket)})
+            reads.append((past, attention))
+        for stale in range(done_before, first_pass):  # the passes above: children all read
+            reads[stale] = None
+        done_before = first_pass
     return _gather(nodes, leaves, lengths, len(prompts), device, headroom)
+
+
+def _parents(
+    bucket: list[int],
+    nodes: list[_Node],
+    home: dict[int, tuple[int, int]],
+    reads: list[_Read | None],
+    room: int,
+    device: torch.device,
+) -> _Read:
+    """The parents' cache rows of a pass's nodes, gathered from the passes that read them (a
+    cache with `room` for the pass), and their mask; empty for nodes that start a prompt."""
+    places = [home.get(nodes[i].parent) for i in bucket]
+    if all(place is None for place in places):
+        return DynamicCache(), torch.zeros((len(bucket), 0), dtype=torch.long, device=device)
+    by_pass: dict[int, tuple[list[int], list[int]]] = {}
+    for target, place in enumerate(places):
+        assert place is not None  # one depth's parents: all read, or all the empty root
+        source, targets = by_pass.setdefault(place[0], ([], []))
+        source.append(place[1])
+        targets.append(target)
+    parts = []
+    for index, (source, targets) in by_pass.items():
+        read = reads[index]
+        assert read is not None
+        parts.append(
+            Rows(
+                read[0],
+                read[1],
+                torch.tensor(source, device=device),
+                torch.tensor(targets, device=device),
+            )
+        )
+    return assemble(parts, len(bucket), room)
 
 
 def _gather(

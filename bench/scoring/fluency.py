@@ -175,7 +175,8 @@ class ContextReader:
         if len(contexts) != len(texts):
             raise ValueError("need one context per text")
         tails = [_text_ids(self.lm, c, t) for c, t in zip(contexts, texts, strict=True)]
-        scored = [i for i, tail in enumerate(tails) if tail]
+        # Texts of similar length share a pass: a pass is as wide as its longest text.
+        scored = sorted((i for i, tail in enumerate(tails) if tail), key=lambda i: len(tails[i]))
         results = [math.nan] * len(texts)
         for start in range(0, len(scored), self.batch_size):
             rows = scored[start : start + self.batch_size]
@@ -219,13 +220,15 @@ class ContextReader:
         positions = (lengths[:, None] + text_mask.cumsum(-1) - 1).clamp(min=0)
         attention = torch.cat([mask, text_mask.to(device)], dim=-1)
         logits = forward(self.lm, ids.to(device), attention, positions.to(device), past, keep=width)
-        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-        values = []
+        # Only positions that predict a text token (not padding, not the last) are normalized.
+        real = text_mask.bool()
+        real[:, -1] = False
+        predicting = torch.log_softmax(logits[real.to(device)].float(), dim=-1).cpu()
+        targets = ids[:, 1:][real[:, :-1]]
+        later = -predicting.gather(-1, targets[:, None]).squeeze(-1)
+        values, start = [], 0
         for i, tail in enumerate(tails):
-            first = width - len(tail)
-            nll = -read[i].next_logprobs[tail[0]]
-            if len(tail) > 1:
-                later = logprobs[i, first : width - 1].gather(-1, ids[i, first + 1 :, None])
-                nll = nll - later.sum()
+            nll = -read[i].next_logprobs[tail[0]] + later[start : start + len(tail) - 1].sum()
+            start += len(tail) - 1
             values.append(math.exp(float(nll) / len(tail)))
         return values
