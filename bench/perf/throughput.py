@@ -114,18 +114,27 @@ def _rate(
     decoding: Decoding,
     context: Callable[[], AbstractContextManager],
 ) -> float:
-    """Positions decoded per second: rows x decoding steps (the batch runs until its longest
-    row ends), so steering that changes text lengths does not skew the comparison."""
+    """Positions the model computed per second (every pass's batch x length, prompt passes
+    included): finished rows leave the batch, so steering that changes text lengths changes
+    the work, and this counts the work that was done."""
     seeds = list(range(len(prompts)))
-    with context():
-        outputs, seconds = _timed(lambda: generate(lm, prompts, decoding, seeds))
-    return len(outputs) * max(g.n_tokens for g in outputs) / seconds
+    computed: list[int] = []
+    handle = lm.model.get_input_embeddings().register_forward_hook(
+        lambda _module, inputs, _output: computed.append(inputs[0].numel())
+    )
+    try:
+        with context():
+            _, seconds = _timed(lambda: generate(lm, prompts, decoding, seeds))
+    finally:
+        handle.remove()
+    return sum(computed) / seconds
 
 
 def steering_cost(
     lm: LoadedModel, method: str, build: dict, steer: dict, prompts: list, decoding: Decoding
 ) -> dict[str, float]:
-    """Tokens/s with the method's steering hooks and without, alternating to share noise."""
+    """Positions computed per second with the method's steering hooks and without, alternating
+    to share noise."""
     steerer = method_class(method)(TASK, **build)
     steerer.fit(lm, load_exemplars(form=TASK.form))
     steered, plain = [], []
@@ -134,8 +143,8 @@ def steering_cost(
         steered.append(
             _rate(lm, prompts, decoding, lambda: steerer.steering(lm, Level.CREATE, **steer))
         )
-    result = {"steered_tokens_per_s": max(steered), "plain_tokens_per_s": max(plain)}
-    result["speed_ratio"] = result["steered_tokens_per_s"] / result["plain_tokens_per_s"]
+    result = {"steered_positions_per_s": max(steered), "plain_positions_per_s": max(plain)}
+    result["speed_ratio"] = result["steered_positions_per_s"] / result["plain_positions_per_s"]
     result["time_ratio"] = 1 / result["speed_ratio"]
     return result
 
