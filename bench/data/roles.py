@@ -31,7 +31,10 @@ EXEMPLAR_FIELDS = (
 CLASSIFIER_FIELDS = ("id", "subject", "form", "level", "text", "split")
 DECOY_FIELDS = ("id", "subject", "form", "level", "decoy_levels", "text", "split")
 NO_TASK_FIELDS = ("id", "subject", "category", "text", "split")
-INDEPENDENT_FIELDS = ("id", "kind", "level", "text")
+INDEPENDENT_FIELDS = ("id", "writer", "kind", "level", "text")
+GENERATED_FIELDS = ("id", "scenario_id", "method", "target", "text", "label", "split")
+NO_TASK_LABEL = "none"
+"""The annotated level of a generated text that sets no new task."""
 CLASSIFIER_SPLITS = ("train", "heldout")
 
 datasets.disable_progress_bars()  # filtering a few hundred rows needs no bar
@@ -108,9 +111,20 @@ def load_no_task(split: str | None = None) -> datasets.Dataset:
 
 
 def load_independent_test() -> datasets.Dataset:
-    """Level-labeled texts by a writer who never saw the scorer's training data (kinds:
-    plain, no-verb, decoy); for validation only, never trained on."""
+    """Level-labeled texts by writers who never saw the scorer's training data (`writer`;
+    kinds: plain, no-verb, decoy); for validation only, never trained on."""
     return _load("independent_test.jsonl", INDEPENDENT_FIELDS, None)
+
+
+def load_generated(split: str | None = None) -> datasets.Dataset:
+    """Texts the embedded model wrote for the exemplars' own scenarios, annotated blind:
+    `level` is the annotated level of the task a text sets, or 'none' (no new task)."""
+    rows = read_jsonl(packaged_path("generated.jsonl"), GENERATED_FIELDS)
+    for row in rows:
+        level = row["label"]["level"]
+        row["level"] = level if level == NO_TASK_LABEL else parse_level(level).value
+    columns = ("id", "scenario_id", "method", "target", "text", "level", "split")
+    return _split(datasets.Dataset.from_list([{k: row[k] for k in columns} for row in rows]), split)
 
 
 def dataset_sha256(data: datasets.Dataset) -> str:

@@ -11,7 +11,10 @@ import datasets
 
 from bench.errors import DataError
 
-SPLITS = ("dev", "test")
+SPLITS = ("dev", "test", "exemplar")
+EXEMPLAR_SPLIT = "exemplar"
+"""The exemplars' own scenarios: generating the scorer's in-distribution training data
+(never dev or test scenarios, which results are read from)."""
 SCENARIO_FIELDS = ("id", "subject", "question", "student_answer", "answer_type", "split")
 
 
@@ -55,11 +58,34 @@ def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def exemplar_scenario_rows() -> list[dict]:
+    """One scenario per exemplar scenario, split 'exemplar', taken round-robin over subjects
+    (so the first N of them span the subjects)."""
+    by_subject: dict[str, dict[str, dict]] = {}
+    fields = SCENARIO_FIELDS[1:5]  # subject, question, student_answer, answer_type
+    for row in read_jsonl(packaged_path("exemplars.jsonl"), ("scenario_key", *fields)):
+        by_subject.setdefault(row["subject"], {}).setdefault(
+            row["scenario_key"],
+            {"id": row["scenario_key"], **{k: row[k] for k in fields}},
+        )
+    columns = [list(scenarios.values()) for scenarios in by_subject.values()]
+    return [
+        {**column[i], "split": EXEMPLAR_SPLIT}
+        for i in range(max(map(len, columns)))
+        for column in columns
+        if i < len(column)
+    ]
+
+
 def load_scenarios(split: str | None = None, path: str | Path | None = None) -> datasets.Dataset:
-    """Scenarios as a `datasets.Dataset`, optionally one split ('dev' or 'test') only."""
+    """Scenarios as a `datasets.Dataset`, optionally one split ('dev', 'test' or 'exemplar')
+    only. The packaged 'exemplar' split is derived from the exemplars' own scenarios."""
     if split is not None and split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose from: {', '.join(SPLITS)}")
-    rows = read_jsonl(Path(path) if path else packaged_path("scenarios.jsonl"), SCENARIO_FIELDS)
+    if split == EXEMPLAR_SPLIT and path is None:
+        rows = exemplar_scenario_rows()
+    else:
+        rows = read_jsonl(Path(path) if path else packaged_path("scenarios.jsonl"), SCENARIO_FIELDS)
     if split is not None:
         rows = [row for row in rows if row["split"] == split]
     return datasets.Dataset.from_list([{k: row[k] for k in SCENARIO_FIELDS} for row in rows])

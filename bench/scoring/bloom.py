@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol
 
+import datasets
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from bench.atomic import cached_pickle
 from bench.data.levels import LEVELS, Level, has_signature_verb
-from bench.data.roles import load_classifier_data, load_decoys, load_no_task
+from bench.data.roles import (
+    NO_TASK_LABEL,
+    load_classifier_data,
+    load_decoys,
+    load_generated,
+    load_no_task,
+)
 from bench.models.loading import cache_root
 from bench.scoring.clauses import form_features, task_clause
 from bench.scoring.embeddings import sentence_encoder
@@ -52,6 +59,13 @@ class ClassifierSettings:
     """Whether verbs are read in the whole text or in its task clause only."""
     train_on_decoys: bool = True
     """Also train on the decoy split's training texts (verbs of other levels as framing)."""
+    train_on_generated: bool = False
+    """Also train on the annotated generations' training split (what a steered small model
+    writes for the exemplars' scenarios): texts at a level for the level classifier, every
+    text (a task or none) for the task detector."""
+    generated_weight: float = 1.0
+    """Weight of each annotated generation in the fit (the written texts weigh 1): how much
+    the few in-distribution texts count against the many written ones."""
     form_weight: float = 0.0
     """Scale of the form block: does the task clause ask or tell (a question mark, a question
     word or an imperative opening) and does the text address the student ('you')? 0: off."""
@@ -71,6 +85,20 @@ def verb_features(texts: list[str]) -> np.ndarray:
             features[row, level.index] = has_signature_verb(opening, level)
             features[row, len(LEVELS) + level.index] = has_signature_verb(text, level)
     return features
+
+
+@dataclass
+class TrainingSet:
+    """Texts, their class indices and per-text weights: what a classifier is fitted on."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+
+    def add(self, texts: list[str], labels: list[int], weight: float = 1.0) -> None:
+        self.texts += texts
+        self.labels += labels
+        self.weights += [weight] * len(texts)
 
 
 class TextClassifier:
@@ -109,8 +137,9 @@ class TextClassifier:
             blocks.append(lexical * s.lexical_weight)
         return sparse.hstack(blocks).tocsr()
 
-    def fit(self, texts: list[str], labels: list[int]) -> TextClassifier:
-        self.model.fit(self._features(texts, None, fit=True), np.array(labels))
+    def fit(self, data: TrainingSet) -> TextClassifier:
+        features = self._features(data.texts, None, fit=True)
+        self.model.fit(features, np.array(data.labels), sample_weight=np.array(data.weights))
         return self
 
     def predict_proba(
@@ -127,15 +156,20 @@ class TextClassifier:
 class BloomClassifier(TextClassifier):
     """Predicts a probability for each of the six levels (taxonomy order)."""
 
-    def fit_levels(self, texts: list[str], levels: list[str]) -> BloomClassifier:
-        self.fit(texts, [LEVEL_NAMES.index(level) for level in levels])
-        return self
-
     def level_probs(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         return self.predict_proba(texts, embeddings, len(LEVELS))
 
     def predict(self, texts: list[str]) -> list[Level]:
         return [LEVELS[i] for i in self.level_probs(texts).argmax(axis=1)]
+
+
+class LevelReader(Protocol):
+    """What a scorer design gives: per text, a probability for each level and that it sets
+    the student a task."""
+
+    def level_probs(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray: ...
+
+    def task_probs(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -153,51 +187,72 @@ class TrainedScorer:
         return self.tasks.predict_proba(texts, embeddings, 2)[:, 1]
 
 
-DEFAULT_LEVEL_SETTINGS = ClassifierSettings(verb_scope="clause", clause_weight=1.0)
+DEFAULT_LEVEL_SETTINGS = ClassifierSettings(
+    verb_scope="clause", clause_weight=1.0, train_on_generated=True
+)
 """The design chosen on held-out data (see the datasheet's comparison of designs)."""
 TASK_SETTINGS = ClassifierSettings(
-    verb_weight=0.0, clause_weight=1.0, lexical_scope="clause", form_weight=1.0, balanced=True
+    verb_weight=0.0,
+    clause_weight=1.0,
+    lexical_scope="clause",
+    form_weight=1.0,
+    balanced=True,
+    train_on_generated=True,
 )
 """The task detector reads form, not level: no verb block; the task clause's embedding and
-n-grams and the form block; classes balanced."""
+n-grams and the form block; classes balanced; it learns from the annotated generations what a
+small model's texts that set no task look like."""
 
 
-def level_training_data(settings: ClassifierSettings) -> tuple[list[str], list[str]]:
-    """Texts and levels the level classifier trains on (classifier role, train split)."""
-    train = load_classifier_data("train")
-    texts, levels = list(train["text"]), list(train["level"])
+def _levels(data: datasets.Dataset | list[dict]) -> tuple[list[str], list[int]]:
+    return [r["text"] for r in data], [LEVEL_NAMES.index(r["level"]) for r in data]
+
+
+def level_training_data(settings: ClassifierSettings) -> TrainingSet:
+    """What the level classifier trains on (train splits; classes in taxonomy order)."""
+    data = TrainingSet()
+    data.add(*_levels(load_classifier_data("train")))
     if settings.train_on_decoys:
-        decoys = load_decoys("train")
-        texts += list(decoys["text"])
-        levels += list(decoys["level"])
-    return texts, levels
+        data.add(*_levels(load_decoys("train")))
+    if settings.train_on_generated:
+        generated = [r for r in load_generated("train") if r["level"] != NO_TASK_LABEL]
+        data.add(*_levels(generated), settings.generated_weight)
+    return data
 
 
-def task_training_data() -> tuple[list[str], list[int]]:
-    """Texts that set a task (every level-labeled text) vs texts that set none."""
+def task_training_data(settings: ClassifierSettings) -> TrainingSet:
+    """Texts that set a task (1: every level-labeled text) vs texts that set none (0)."""
     positives = list(load_classifier_data("train")["text"]) + list(load_decoys("train")["text"])
     negatives = list(load_no_task("train")["text"])
-    return positives + negatives, [1] * len(positives) + [0] * len(negatives)
+    data = TrainingSet()
+    data.add(positives, [1] * len(positives))
+    data.add(negatives, [0] * len(negatives))
+    if settings.train_on_generated:
+        generated = load_generated("train")
+        labels = [int(r["level"] != NO_TASK_LABEL) for r in generated]
+        data.add(list(generated["text"]), labels, settings.generated_weight)
+    return data
 
 
-def train_scorer(level_settings: ClassifierSettings = DEFAULT_LEVEL_SETTINGS) -> TrainedScorer:
-    levels = BloomClassifier(level_settings).fit_levels(*level_training_data(level_settings))
-    tasks = TextClassifier(TASK_SETTINGS).fit(*task_training_data())
+def train_scorer(
+    level_settings: ClassifierSettings = DEFAULT_LEVEL_SETTINGS,
+    task_settings: ClassifierSettings = TASK_SETTINGS,
+) -> TrainedScorer:
+    levels = BloomClassifier(level_settings).fit(level_training_data(level_settings))
+    tasks = TextClassifier(task_settings).fit(task_training_data(task_settings))
     return TrainedScorer(levels, tasks)
 
 
-def trained_scorer(level_settings: ClassifierSettings = DEFAULT_LEVEL_SETTINGS) -> TrainedScorer:
+def trained_scorer(
+    level_settings: ClassifierSettings = DEFAULT_LEVEL_SETTINGS,
+    task_settings: ClassifierSettings = TASK_SETTINGS,
+) -> TrainedScorer:
     """The scorer trained on the classifier role (from the cache when possible)."""
-    payload = json.dumps([scorer_fingerprint(), asdict(level_settings)], sort_keys=True)
+    payload = json.dumps(
+        [scorer_fingerprint(), asdict(level_settings), asdict(task_settings)], sort_keys=True
+    )
     key = hashlib.sha256(payload.encode()).hexdigest()[:16]
-    path = cache_root() / "scorers" / f"scorer-{key}.pkl"
-    if path.is_file():
-        with path.open("rb") as handle:
-            return pickle.load(handle)
-    scorer = train_scorer(level_settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(".tmp")
-    with staging.open("wb") as handle:
-        pickle.dump(scorer, handle)
-    staging.replace(path)
-    return scorer
+    return cached_pickle(
+        cache_root() / "scorers" / f"scorer-{key}.pkl",
+        lambda: train_scorer(level_settings, task_settings),
+    )

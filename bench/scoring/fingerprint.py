@@ -2,8 +2,8 @@
 
 It covers the scoring code (the modules that compute a stored score, the verb lists and level
 instructions they read, and how a text is joined to its context), the scorer's training data
-(the classifier role), the sentence encoder's weights and the versions of the libraries that
-compute features and fit models.
+(the classifier role and the annotated generations), the sentence encoder's weights and the
+versions of the libraries that compute features and fit models.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bench.data.scenarios import packaged_path
 from bench.scoring.embeddings import encoder_sha256
 
 _BENCH = Path(__file__).resolve().parent.parent
-SCORER_DATA = ("classifier.jsonl", "decoys.jsonl", "no_task.jsonl")
+SCORER_DATA = ("classifier.jsonl", "decoys.jsonl", "no_task.jsonl", "generated.jsonl")
 """What the scorer trains on (validation-only data does not decide a score)."""
 _LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "tokenizers")
 
