@@ -6,7 +6,8 @@ over the project's four held-out sets (plain, decoys, no-verb, and the annotated
 of held-out exemplar scenarios read with 'none'), among the designs a fresh machine can train
 inside the main job (the scorer is trained, then cached, on every machine that scores; a
 logistic regression fits in seconds, the fine-tuned encoder in about 6 minutes on a 2-core
-CPU, as long as the main job's generation itself: it is reported, not eligible). The
+CPU, as long as the main job's generation itself: it is reported, not eligible; this
+condition was added once its training time was known). The
 independent writers' sets, the dev annotations and external human-labeled data are reported
 beside it, never used to choose.
 """
@@ -65,7 +66,7 @@ NOT_ELIGIBLE = ("fine-tuned MiniLM, seven-way + annotated generations",)
 SELECTION_SETS = ("heldout", "decoys-heldout", "no-verb-heldout", "generated-heldout")
 
 
-def compare(external_dir: Path | None, names: list[str] | None = None) -> list[dict[str, Any]]:
+def compare(external_dir: Path | None) -> list[dict[str, Any]]:
     """One row per design: training seconds, macro-F1 on every validation set (and task
     precision and recall on the generated sets), the selection score, chosen."""
     # Every logistic-regression design reads the same sentence embeddings: computed once here,
@@ -73,9 +74,9 @@ def compare(external_dir: Path | None, names: list[str] | None = None) -> list[d
     texts = seven_way_training_data(ClassifierSettings(train_on_generated=True)).texts
     sentence_encoder().encode(texts + [task_clause(text) for text in texts])
     rows = []
-    for name in names or list(DESIGNS):
+    for name, build in DESIGNS.items():
         start = time.perf_counter()
-        scorer = DESIGNS[name]()
+        scorer = build()
         # a cached fine-tune reports the seconds its training took
         seconds = getattr(scorer, "train_seconds", time.perf_counter() - start)
         report = validate(scorer, external_dir)
