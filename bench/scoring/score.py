@@ -39,6 +39,16 @@ TASK_THRESHOLD = 0.5
 """A text sets a task when the detector's probability is at least this."""
 
 
+def sets_task(task_prob: float, text: str) -> bool:
+    """The detector says the text sets a task (and the text is not empty)."""
+    return bool(task_prob >= TASK_THRESHOLD) and bool(text.strip())
+
+
+def restates(question_similarity: float) -> bool:
+    """The text asks its scenario's own question again (so it sets no new task)."""
+    return bool(question_similarity >= RESTATE_SIMILARITY)
+
+
 def reference_set(task: Task, exemplars: datasets.Dataset | None) -> ReferenceSet:
     """What no text may recite: every task's prompt, all level instructions and definitions,
     and the exemplar texts (what few-shot prompts show); the same for every method. The
@@ -107,7 +117,7 @@ class GenerationScorer:
                         for level, p in zip(LEVELS, level_probs[i], strict=True)
                     },
                     "task_prob": round(float(task_probs[i]), 5),
-                    "sets_task": bool(task_probs[i] >= TASK_THRESHOLD) and bool(text.strip()),
+                    "sets_task": sets_task(task_probs[i], text),
                     **leakage,
                     "repetition": repetition_rate(text),
                     "distinct_2": distinct_n(text, 2),
@@ -143,12 +153,12 @@ class GenerationScorer:
                 self.reader = ContextReader(reference)
             ppl = self.reader.perplexities(self.control_contexts(reference, scenarios), texts)
         for i, row in enumerate(rows):
-            restates = restating[i] >= RESTATE_SIMILARITY
+            restating_question = restates(restating[i])
             row.update(
                 {
                     "question_similarity": round(restating[i], 5),
-                    "restates_question": restates,
-                    "new_task": row["sets_task"] and not restates,
+                    "restates_question": restating_question,
+                    "new_task": row["sets_task"] and not restating_question,
                     "relevance": round(similarity[i], 5),
                     "relevance_rank": ranks[i],
                     "relevant": ranks[i] <= RELEVANCE_TOP_K,

@@ -36,8 +36,8 @@ from bench.data.roles import (
 from bench.data.scenarios import load_scenarios, packaged_path, read_jsonl
 from bench.scoring.bloom import LEVEL_NAMES, LevelReader
 from bench.scoring.embeddings import sentence_encoder
-from bench.scoring.relevance import RESTATE_SIMILARITY, cosine
-from bench.scoring.score import TASK_THRESHOLD
+from bench.scoring.relevance import cosine
+from bench.scoring.score import restates, sets_task
 
 EXTERNAL_CANDIDATE = Path("../shared/data/bloom-external")
 """Where this project's development machines keep external human-labeled Bloom data."""
@@ -123,9 +123,7 @@ def read_levels(scorer: LevelReader, texts: list[str], questions: list[str]) -> 
     levels = scorer.level_probs(texts, embeddings).argmax(axis=1)
     tasks = scorer.task_probs(texts, embeddings)
     return [
-        LEVELS[level].value
-        if task >= TASK_THRESHOLD and text.strip() and similarity < RESTATE_SIMILARITY
-        else NO_TASK_LABEL
+        LEVELS[level].value if sets_task(task, text) and not restates(similarity) else NO_TASK_LABEL
         for text, level, task, similarity in zip(texts, levels, tasks, restating, strict=True)
     ]
 
