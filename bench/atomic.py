@@ -12,6 +12,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(target: str | Path, text: str) -> None:
     """Write `text` to `target` via a temporary file in the same folder, then rename."""
     target = Path(target)
@@ -21,6 +27,7 @@ def write_atomically(target: str | Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
+        os.chmod(staging, 0o666 & ~_umask())  # mkstemp makes 0600; a result is for everyone
         os.replace(staging, target)
     except BaseException:
         Path(staging).unlink(missing_ok=True)

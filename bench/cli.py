@@ -83,11 +83,11 @@ def run(
     """
     from bench.config import load_config
     from bench.report.aggregate import summarize
+    from bench.report.export import load_rows
     from bench.report.tables import (
         confusion_tables,
         diagnostics_table,
         differences_table,
-        load_rows,
         per_level_table,
         run_heading,
     )
@@ -220,7 +220,7 @@ def _control_cuts(store: str, model: str | None, task: str):
     from pathlib import Path
 
     from bench.report.aggregate import summarize
-    from bench.report.tables import load_rows
+    from bench.report.export import load_rows
 
     if model is None:
         raise BenchError("--cuts-from needs --model (perplexity is what the cuts apply to)")
@@ -584,8 +584,8 @@ def report(store: str, out: str | None, title: str, how: str) -> None:
     """Write a Markdown results page (provenance, per-level table, confusion) from a store."""
     from pathlib import Path
 
+    from bench.report.export import load_rows
     from bench.report.markdown import results_page
-    from bench.report.tables import load_rows
 
     if not Path(store).is_file():
         raise BenchError(f"store not found: {store}")
@@ -597,6 +597,125 @@ def report(store: str, out: str | None, title: str, how: str) -> None:
 
     write_atomically(out, page)
     click.echo(f"wrote {out}", err=True)
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="The export (.jsonl.gz)."
+)
+@click.option("--scorer", help="Only rows scored by this scorer fingerprint (default: all).")
+@click.option("--split", type=click.Choice(["dev", "test", "exemplar"]), help="Only this split.")
+@friendly_errors
+def export(store: str, out: str, scorer: str | None, split: str | None) -> None:
+    """Write a store's rows as a per-sample log: one JSON line per text with every key, score
+    and diagnostic (gzip; the same rows give the same bytes). The store is not changed."""
+    from bench.report.export import load_rows, write_export
+
+    rows = [
+        row
+        for row in load_rows(store)
+        if (scorer is None or row.scorer == scorer) and (split is None or row.split == split)
+    ]
+    if not rows:
+        raise BenchError(f"{store} has no rows for that selection")
+    scorers = sorted({row.scorer for row in rows})
+    if len(scorers) > 1:
+        raise BenchError(
+            f"{store} holds rows of {len(scorers)} scorers ({', '.join(scorers)}): "
+            "choose one with --scorer"
+        )
+    header = write_export(rows, out, source=Path(store).name)
+    click.echo(f"wrote {out}: {header['rows']} rows, rows_sha256 {header['rows_sha256']}", err=True)
+
+
+def _paper_inputs(exports: tuple[str, ...], validation: str | None, sae: tuple[str, ...]) -> Any:
+    from bench.report.summary import load_inputs
+
+    if not exports:
+        raise BenchError("give at least one export (`bench export` writes them)")
+    return load_inputs(list(exports), validation, list(sae))
+
+
+def _paper_input_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The inputs of `bench summary` and `bench figures`: exports, validation, SAE evaluations."""
+    for option in reversed(
+        [
+            click.argument("exports", nargs=-1, type=click.Path(dir_okay=False)),
+            click.option(
+                "--validation",
+                type=click.Path(dir_okay=False),
+                help="The scorer's validation (`bench score validate --json`).",
+            ),
+            click.option(
+                "--sae",
+                multiple=True,
+                type=click.Path(dir_okay=False),
+                help="An SAE evaluation (`bench sae eval --json`; repeatable).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@main.command()
+@_paper_input_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The JSON file.")
+@friendly_errors
+def summary(
+    exports: tuple[str, ...], out: str, validation: str | None, sae: tuple[str, ...]
+) -> None:
+    """The results file: flat records per model, method, setting, split and level with 95%
+    intervals, paired differences, power, scorer validation, SAE quality and provenance."""
+    from bench.atomic import write_atomically
+    from bench.report.summary import build_summary, summary_json
+
+    made = build_summary(_paper_inputs(exports, validation, sae))
+    write_atomically(out, summary_json(made))
+    click.echo(f"wrote {out}: {len(made['cells'])} cell records", err=True)
+
+
+@main.command()
+@_paper_input_options
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder.")
+@friendly_errors
+def figures(
+    exports: tuple[str, ...], out: str, validation: str | None, sae: tuple[str, ...]
+) -> None:
+    """The paper's figures (PNG and PDF) from exports: frontier, test split, paired
+    differences, confusion, steerability, mechanism, SAE quality, scorer validity, power."""
+    from bench.report.figures import draw_figures
+    from bench.report.summary import build_summary
+
+    inputs = _paper_inputs(exports, validation, sae)
+    drawn = draw_figures(build_summary(inputs), inputs.rows, out)
+    for name, reason in drawn.skipped.items():
+        click.echo(f"not drawn: {name} ({reason})", err=True)
+    click.echo(f"wrote {len(drawn.files)} files to {out}", err=True)
+
+
+@main.command()
+@click.option(
+    "--summary",
+    "summary_path",
+    default="results/paper/summary.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The results file (`bench summary`).",
+)
+@click.option(
+    "--out", default="paper/generated", show_default=True, type=click.Path(file_okay=False)
+)
+@friendly_errors
+def paper(summary_path: str, out: str) -> None:
+    """The paper's generated files from the summary: values.tex (every number the prose uses,
+    as \\val{key}) and the tables."""
+    from bench.report.paper import write_paper_files
+    from bench.report.summary import read_summary
+
+    written = write_paper_files(read_summary(summary_path), out, source=summary_path)
+    click.echo(f"wrote {len(written)} files to {out}", err=True)
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> list[list[Any]]:

@@ -108,8 +108,23 @@ class GenerationRow:
 class ResultsStore:
     """The SQLite file behind a run; open it only once the run's inputs are validated."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        """`read_only` opens an existing store for readers (reports, exports): nothing about
+        the file changes, and a missing or foreign file is an error."""
         self.path = Path(path)
+        if read_only:
+            if not self.path.is_file():
+                raise DataError(f"store not found: {path}")
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(generations)")}
+            except sqlite3.DatabaseError:
+                self._db.close()
+                raise DataError(f"{path} is not a results store (not SQLite)") from None
+            if "run_key" not in columns:
+                self._db.close()
+                raise DataError(f"{path} is not a results store of this bench (no run keys)")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(generations)")}

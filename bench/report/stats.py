@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 Z95 = 1.959963984540054
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def cluster_bootstrap(
     clusters: Sequence[Hashable],
     statistic: Callable[[np.ndarray], float] | None = None,
     proportion: bool = False,
-    n_resamples: int = 2000,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> Estimate:
     """Percentile interval from resampling clusters (default statistic: the row mean).

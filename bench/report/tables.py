@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from tabulate import tabulate
 
 from bench.report.aggregate import ALL_LEVELS, RunSummary
 from bench.report.stats import Estimate
 from bench.scoring.relevance import RELEVANCE_TOP_K
-from bench.store import GenerationRow, ResultsStore
-
-
-def load_rows(store_path: str, cell_hashes: Iterable[str] | None = None) -> list[GenerationRow]:
-    """Rows of a store, optionally only those of the given cells."""
-    wanted = set(cell_hashes) if cell_hashes is not None else None
-    with ResultsStore(store_path) as store:
-        return [row for row in store.rows() if wanted is None or row.cell_hash in wanted]
 
 
 def run_heading(run: RunSummary) -> str:

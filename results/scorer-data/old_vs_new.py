@@ -14,7 +14,7 @@ import sys
 from tabulate import tabulate
 
 from bench.report.aggregate import summarize
-from bench.report.tables import load_rows
+from bench.report.export import load_rows
 
 
 def main(store: str) -> None:
