@@ -107,15 +107,10 @@ def compile_pdf(session: nox.Session, folder: str) -> None:
             "texlive-fonts-recommended texlive-latex-extra) and run `nox -s paper` again."
         )
         return
-    session.run(
-        "latexmk",
-        "-pdf",
-        "-interaction=nonstopmode",
-        "-quiet",
-        "main.tex",
-        external=True,
-        cwd=folder,
-    )
+    with session.chdir(folder):
+        session.run(
+            "latexmk", "-pdf", "-interaction=nonstopmode", "-quiet", "main.tex", external=True
+        )
 
 
 @nox.session(python=PYTHON)
