@@ -19,6 +19,7 @@ from bench.methods.registry import method_class
 from bench.models.generation import Decoding
 from bench.models.loading import DTYPE_CHOICES
 from bench.models.registry import DEFAULT_MODEL
+from bench.typecheck import check_types
 
 T = TypeVar("T")
 
@@ -66,6 +67,7 @@ class RunConfig:
     """SQLite results store (created if missing; resumed if present)."""
 
     def __post_init__(self) -> None:
+        check_types(self, "config")
         for name in ("models", "methods", "levels", "seeds"):
             if not getattr(self, name):
                 raise ConfigError(f"config: '{name}' must not be empty")

@@ -104,6 +104,14 @@ def test_rows_carry_provenance(tmp_path: Path) -> None:
         (["--model", "tiny-llama", "task=essay"], "unknown task 'essay'"),
         (["--model", "tiny-llama", "task.colour=red"], "task: unknown key(s) colour"),
         (["--model", "tiny-llama", "split=train"], "split must be one of"),
+        (["--model", "tiny-llama", "levels=[1]"], "levels must be a list of strings, got [1]"),
+        (["--model", "tiny-llama", "limit=2.5"], "limit must be an integer or null, got 2.5"),
+        (["--model", "tiny-llama", "seeds=[a]"], "seeds must be a list of integers"),
+        (["--model", "tiny-llama", "batch_tokens=true"], "batch_tokens must be an integer"),
+        (["--model", "tiny-llama", "reuse_prefixes=1"], "reuse_prefixes must be true or false"),
+        (["--model", "tiny-llama", "decoding.greedy=maybe"], "greedy must be true or false"),
+        (["--model", "tiny-llama", "decoding.temperature=abc"], "temperature must be a number"),
+        (["--model", "tiny-llama", "decoding.max_new_tokens=8.5"], "max_new_tokens must be an"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:

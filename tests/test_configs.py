@@ -17,3 +17,16 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
 def test_committed_config_expands(path: Path) -> None:
     settings = expand_settings(load_config(str(path)))
     assert settings and {s.method for s in settings} == set(load_config(str(path)).methods)
+
+
+def test_types_are_strict_but_an_integer_is_a_number() -> None:
+    from bench.errors import ConfigError
+    from bench.models.generation import Decoding
+
+    assert Decoding(temperature=1).temperature == 1  # an int where a float is expected
+    with pytest.raises(ConfigError, match="max_new_tokens must be an integer, got True"):
+        Decoding(max_new_tokens=True)  # a boolean is never a number
+    with pytest.raises(ConfigError, match="greedy must be true or false, got 0"):
+        Decoding(greedy=0)  # nor a number a boolean
+    config = load_config(None, ["seeds=[0, 1]", "limit=null"])
+    assert config.seeds == (0, 1) and config.limit is None
