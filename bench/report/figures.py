@@ -24,7 +24,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bench.data.levels import LEVELS
-from bench.report.summary import minimum_detectable, steerability_values, target_probability
+from bench.report.summary import (
+    control_pairs,
+    minimum_detectable,
+    steerability_values,
+    target_probability,
+)
 from bench.store import GenerationRow
 
 METHOD_COLOURS = {
@@ -300,15 +305,9 @@ def steerability(summary: dict, rows: list[GenerationRow]) -> Figure | str:
 def mechanism(summary: dict, rows: list[GenerationRow]) -> Figure | str:
     """(f) The seed paper's mechanism: attention shift (KL) against the change in the target
     level's probability, per text, for the SAE methods."""
-    control = {
-        (r.run_key, r.scenario_id, r.level, r.seed): r
-        for r in rows
-        if r.role == "control" and r.split == "test"
-    }
     points: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for r in rows:
-        ref = control.get((r.run_key, r.scenario_id, r.level, r.seed))
-        if r.method in SAE_METHODS and "attention_kl" in r.diagnostics and ref is not None:
+    for r, ref in control_pairs([r for r in rows if r.split == "test"]):
+        if r.method in SAE_METHODS and "attention_kl" in r.diagnostics:
             change = target_probability(r) - target_probability(ref)
             points[r.method].append((r.diagnostics["attention_kl"], change))
     if not points:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,17 +170,25 @@ def _cell_record(run: RunSummary, cell: CellAggregate, chosen: bool) -> dict[str
     return record
 
 
+def control_pairs(rows: list[GenerationRow]) -> Iterator[tuple[GenerationRow, GenerationRow]]:
+    """Each row that is not a control row, with the control row of its run, scenario, level
+    and seed (rows without one are left out): the pairing every paired measure uses."""
+    control = {(r.run_key, r.scenario_id, r.level, r.seed): r for r in rows if r.role == "control"}
+    for r in rows:
+        ref = control.get((r.run_key, r.scenario_id, r.level, r.seed))
+        if r.role != "control" and ref is not None:
+            yield r, ref
+
+
 def scenario_differences(
     rows: list[GenerationRow], run: RunSummary, setting_key: str, metric: str
 ) -> np.ndarray:
     """Per scenario, the mean paired difference (setting minus control) of a 0/1 metric."""
     if run.cuts is None:
         return np.array([])
-    control = {(r.scenario_id, r.level, r.seed): r for r in rows if r.role == "control"}
     diffs: dict[str, list[float]] = {}
-    for r in rows:
-        ref = control.get((r.scenario_id, r.level, r.seed))
-        if r.setting_key != setting_key or ref is None:
+    for r, ref in control_pairs(rows):
+        if r.setting_key != setting_key:
             continue
         if metric == "success":
             mine, theirs = success(r.scores, run.cuts), success(ref.scores, run.cuts)
@@ -203,13 +212,8 @@ def target_probability(row: GenerationRow) -> float:
 def steerability_values(rows: list[GenerationRow], split: str = "test") -> dict[str, np.ndarray]:
     """Per method: per scenario, the mean paired change in the target level's probability
     (method minus control, same scenario, level and seed)."""
-    rows = [r for r in rows if r.split == split]
-    control = {(r.run_key, r.scenario_id, r.level, r.seed): r for r in rows if r.role == "control"}
     changes: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        ref = control.get((r.run_key, r.scenario_id, r.level, r.seed))
-        if r.role == "control" or ref is None:
-            continue
+    for r, ref in control_pairs([r for r in rows if r.split == split]):
         changes[r.method][r.scenario_id].append(target_probability(r) - target_probability(ref))
     return {
         method: np.array([np.mean(v) for _, v in sorted(per.items())])
