@@ -9,7 +9,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from bench.errors import DataError
+
 T = TypeVar("T")
+
+
+def make_folder(folder: str | Path) -> Path:
+    """`folder` and its parents, created when missing; one line when that cannot be done."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"cannot create folder {path}: a file is in the way") from None
+    except OSError as error:
+        raise DataError(f"cannot create folder {path}: {error.strerror}") from None
+    return path
 
 
 def _umask() -> int:
@@ -19,11 +33,12 @@ def _umask() -> int:
 
 
 def write_atomically(target: str | Path, text: str) -> None:
-    """Write `text` to `target` via a temporary file in the same folder, then rename."""
+    """Write `text` to `target` via a temporary file in the same folder (created when
+    missing), then rename."""
     target = Path(target)
-    handle, staging = tempfile.mkstemp(
-        dir=target.parent if str(target.parent) else ".", suffix=".tmp"
-    )
+    if target.is_dir():
+        raise DataError(f"cannot write {target}: it is a folder")
+    handle, staging = tempfile.mkstemp(dir=make_folder(target.parent), suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
@@ -40,7 +55,7 @@ def cached_pickle(path: Path, build: Callable[[], T]) -> T:
         with path.open("rb") as handle:
             return pickle.load(handle)
     made = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     staging = path.with_suffix(".tmp")
     with staging.open("wb") as handle:
         pickle.dump(made, handle)

@@ -34,7 +34,31 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+class OneLineErrors(click.Group):
+    """Click's usage errors (a bad option, a missing file argument) as one line and exit 2,
+    like every other user mistake, instead of a usage block."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            returned = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as error:
+            click.echo(error.ctx.get_help() if error.ctx else "")
+            sys.exit(0)
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx else "bench"
+            _fail(f"{error.format_message().rstrip('.')} (see `{where} --help`)")
+        except click.ClickException as error:
+            click.echo(f"error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(returned if isinstance(returned, int) else 0)
+
+
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="bloom-steering-bench")
 def main() -> None:
     """Benchmark for steering LLM teacher feedback toward a Bloom's-taxonomy level."""
@@ -110,6 +134,8 @@ def run(
         f"{summary.already_done} rows were already done; wrote {summary.written} new rows"
         f"{rescored} to {summary.store}"
     )
+    if summary.elsewhere:
+        click.echo(f"{summary.elsewhere} rows were left to another run on this store")
     for run_summary in summarize(load_rows(summary.store, summary.cell_hashes)):
         click.echo(f"\n{run_heading(run_summary)}\n")
         click.echo(per_level_table(run_summary))
@@ -180,6 +206,7 @@ def score() -> None:
     help="Results store whose control run (same model and task) gives the fluency cuts.",
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Output CSV (default: stdout).")
+@click.option("--encoding", default="utf-8", show_default=True, help="The CSV's text encoding.")
 @friendly_errors
 def score_file(
     path: str,
@@ -192,8 +219,10 @@ def score_file(
     task_name: str,
     cuts_from: str | None,
     out: str | None,
+    encoding: str,
 ) -> None:
-    """Write every per-text criterion of the benchmark for the texts of a CSV."""
+    """Write every per-text criterion of the benchmark for the texts of a CSV (rows with an
+    empty text get status "empty text: not scored")."""
     from bench.atomic import write_atomically
     from bench.data.tasks import task_from_config
     from bench.models.loading import load_model
@@ -205,7 +234,10 @@ def score_file(
     cuts = _control_cuts(cuts_from, model, task.name) if cuts_from else None
     columns = CsvColumns(text_column, question_column, answer_column, subject_column, target_column)
     lm = load_model(model) if model else None
-    text, note = score_csv(path, columns, task, lm, cuts)
+    text, note = score_csv(path, columns, task, lm, cuts, encoding)
+    if empty := note["empty_texts"]:
+        lines = ", ".join(map(str, empty[:5])) + (", ..." if len(empty) > 5 else "")
+        click.echo(f"warning: {len(empty)} empty text(s) not scored (lines {lines})", err=True)
     if out is None:
         click.echo(text, nl=False)
         click.echo(note_json(note), err=True)
@@ -716,6 +748,25 @@ def paper(summary_path: str, out: str) -> None:
 
     written = write_paper_files(read_summary(summary_path), out, source=summary_path)
     click.echo(f"wrote {len(written)} files to {out}", err=True)
+
+
+@main.group()
+def store() -> None:
+    """Results stores: check one."""
+
+
+@store.command("check")
+@click.argument("path")
+@friendly_errors
+def store_check(path: str) -> None:
+    """Integrity, schema version, duplicate keys, and rows the current code would make or
+    score differently (stale), with counts; exit 1 when any (read-only)."""
+    from bench.storecheck import check_store
+
+    report = check_store(path)
+    click.echo("\n".join(report.lines()))
+    if report.problems:
+        sys.exit(1)
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> list[list[Any]]:

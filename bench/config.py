@@ -11,6 +11,7 @@ from typing import Any, TypeVar, get_args, get_type_hints
 
 import yaml
 
+from bench.data.files import DEFAULT_ENCODING, check_encoding
 from bench.data.levels import LEVELS, parse_level
 from bench.data.scenarios import SPLITS
 from bench.data.tasks import DEFAULT_TASK, Task, task_from_config
@@ -19,7 +20,7 @@ from bench.methods.registry import method_class
 from bench.models.generation import Decoding
 from bench.models.loading import DTYPE_CHOICES
 from bench.models.registry import DEFAULT_MODEL
-from bench.typecheck import check_types
+from bench.typecheck import check_types, check_values
 
 T = TypeVar("T")
 
@@ -63,8 +64,13 @@ class RunConfig:
     """Path to a scenarios JSONL to use instead of the packaged one."""
     exemplars: str | None = None
     """Path to an exemplars JSONL or CSV (text, level) to use instead of the packaged one."""
+    encoding: str = DEFAULT_ENCODING
+    """Text encoding of the `scenarios` and `exemplars` files given (e.g. latin-1)."""
     store: str = "runs/results.sqlite"
     """SQLite results store (created if missing; resumed if present)."""
+    store_timeout_s: float = 60.0
+    """How long a write waits while another process holds the store before the run stops
+    with "in use" (runs sharing a store split its rows; their writes take milliseconds)."""
 
     def __post_init__(self) -> None:
         check_types(self, "config")
@@ -81,6 +87,9 @@ class RunConfig:
             raise ConfigError("config: limit must be a positive number of scenarios")
         if self.batch_tokens < 1:
             raise ConfigError("config: batch_tokens must be at least 1")
+        if self.store_timeout_s < 0:
+            raise ConfigError("config: store_timeout_s must not be negative")
+        check_encoding(self.encoding)
         if self.dtype not in DTYPE_CHOICES:
             raise ConfigError(f"config: dtype must be one of {', '.join(DTYPE_CHOICES)}")
         for method in self.methods:
@@ -166,6 +175,7 @@ def _coerce(raw: dict[str, Any], source: str) -> RunConfig:
             raise ConfigError(
                 f"{source}: unknown decoding key(s) {bad}; known: {', '.join(sorted(fields))}"
             )
+        check_values(Decoding, decoding, "decoding")  # before Decoding compares them
         try:
             values["decoding"] = Decoding(**decoding)
         except (TypeError, ValueError) as error:

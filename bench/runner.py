@@ -128,6 +128,8 @@ class RunSummary:
     """Rows whose text was already stored under an older scorer and was only rescored."""
     store: str
     cell_hashes: list[str]
+    elsewhere: int = 0
+    """Rows another run on the same store had claimed (or stored) when this run reached them."""
     """The cells of this run, to select its rows from a store that may hold others."""
 
 
@@ -159,8 +161,11 @@ def prepare(config: RunConfig) -> RunInputs:
     """Validate and load everything a run needs that the user can get wrong."""
     task = config.task_spec
     _check_models(config)
-    split = [Scenario.from_row(row) for row in load_scenarios(config.split, config.scenarios)]
-    exemplars = load_exemplars(config.exemplars, form=task.form)
+    split = [
+        Scenario.from_row(row)
+        for row in load_scenarios(config.split, config.scenarios, config.encoding)
+    ]
+    exemplars = load_exemplars(config.exemplars, form=task.form, encoding=config.encoding)
     shared = {
         "task": task.fingerprint,
         "decoding": dataclasses.asdict(config.decoding),
@@ -292,15 +297,16 @@ def run(config: RunConfig) -> RunSummary:
     """Run every missing (cell, scenario) of the grid into `config.store`.
 
     Everything the user can get wrong (names, levels, hyperparameters, data, models) is
-    checked before the store is opened, so a bad run leaves the store untouched. Rows of one
+    checked before the store is opened, so a bad run leaves the store untouched. Each batch's
+    rows are claimed first, so runs sharing a store split the work. Rows of one
     method setting (any level, seed or scenario), or of methods that steer through their
     prompt alone, share batches of at most `batch_tokens`.
     """
     inputs = prepare(config)
     scorer_key = scorer_fingerprint()
-    already = written = rescored = 0
+    already = written = rescored = elsewhere = 0
     hashes: list[str] = []
-    with ResultsStore(config.store) as store:
+    with ResultsStore(config.store, timeout_s=config.store_timeout_s) as store:
         scorer: GenerationScorer | None = None
         for model_name in config.models:
             lm = load_model(model_name, dtype=config.dtype)
@@ -318,12 +324,16 @@ def run(config: RunConfig) -> RunSummary:
             sizes = [len(ids) + config.decoding.max_new_tokens for ids in lengths]
             with tqdm(total=len(jobs), desc=f"generating ({lm.alias})", unit="text") as bar:
                 for batch in batches(jobs, sizes, config.batch_tokens):
-                    rows = _rows(inputs, lm, scorer, key, scorer_key, batch)
-                    with section("store"):
-                        written += store.add(rows)
-                    rescored += sum(job.stored is not None for job in batch)
+                    mine = store.claim((job.cell.cell_hash, job.scenario.id) for job in batch)
+                    claimed = [j for j in batch if (j.cell.cell_hash, j.scenario.id) in mine]
+                    elsewhere += len(batch) - len(claimed)
+                    if claimed:
+                        rows = _rows(inputs, lm, scorer, key, scorer_key, claimed)
+                        with section("store"):
+                            written += store.add(rows)
+                        rescored += sum(job.stored is not None for job in claimed)
                     bar.update(len(batch))
-    return RunSummary(already, written, rescored, config.store, hashes)
+    return RunSummary(already, written, rescored, config.store, hashes, elsewhere)
 
 
 def _rows(

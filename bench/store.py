@@ -1,4 +1,4 @@
-"""Resumable results store: SQLite in WAL mode, one row per generation, one writer.
+"""Resumable results store: SQLite in WAL mode, one row per generation.
 
 A row is keyed by (cell_hash, scenario_id), so a killed run that is started again writes only
 what is missing: nothing is lost (each batch commits as one transaction) or duplicated.
@@ -9,62 +9,38 @@ Three keys say what a row is (see `bench.runner`):
 - `cell_hash`: gen_key plus the scorer's fingerprint: everything that decides the row.
 - `run_key`: everything methods share in one comparison (model, task, decoding, data, scorer);
   reports never pool rows of different run keys, and take cuts from the run's own control.
+
+The file knows itself: `application_id` and `user_version` are stamped on creation, and a
+foreign, newer or corrupt database is refused with one line. Runs sharing a store split the
+work through claims: a run claims the rows of a batch before making them, and skips rows
+another live run has claimed.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
+from bench.atomic import make_folder
 from bench.errors import DataError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS generations (
-    cell_hash      TEXT NOT NULL,
-    scenario_id    TEXT NOT NULL,
-    gen_key        TEXT NOT NULL,
-    run_key        TEXT NOT NULL,
-    setting_key    TEXT NOT NULL,
-    model          TEXT NOT NULL,
-    weights_sha256 TEXT NOT NULL,
-    task           TEXT NOT NULL,
-    method         TEXT NOT NULL,
-    role           TEXT NOT NULL,
-    hparams        TEXT NOT NULL,
-    fingerprint    TEXT NOT NULL,
-    level          TEXT NOT NULL,
-    seed           INTEGER NOT NULL,
-    split          TEXT NOT NULL,
-    prompt         TEXT NOT NULL,
-    text           TEXT NOT NULL,
-    n_tokens       INTEGER NOT NULL,
-    finished       INTEGER NOT NULL,
-    scores         TEXT NOT NULL,
-    diagnostics    TEXT NOT NULL DEFAULT '{}',
-    scorer         TEXT NOT NULL,
-    decoding       TEXT NOT NULL,
-    versions       TEXT NOT NULL,
-    git_commit     TEXT NOT NULL,
-    config_hash    TEXT NOT NULL,
-    created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (cell_hash, scenario_id)
-);
-CREATE INDEX IF NOT EXISTS generations_gen_key ON generations (gen_key, scenario_id);
-CREATE INDEX IF NOT EXISTS generations_run_key ON generations (run_key);
-"""
-_JSON_COLUMNS = (
-    "hparams",
-    "fingerprint",
-    "prompt",
-    "scores",
-    "diagnostics",
-    "decoding",
-    "versions",
-)
+APPLICATION_ID = 0x424C4F4F
+"""'BLOO': the SQLite header field that marks a file as this bench's results store."""
+SCHEMA_VERSION = 3
+"""user_version of stores this code writes. 2: unstamped stores with run keys and diagnostics
+(stamped on their first write); 3: stamp and claims."""
+BUSY_TIMEOUT_S = 60.0
+"""How long a write waits for another process's lock before the store is reported in use."""
+CLAIM_TTL_S = 3600.0
+"""A claim made on another host counts as abandoned after this long (a batch takes minutes)."""
 
 
 @dataclass
@@ -105,45 +81,221 @@ class GenerationRow:
     created_at: str = field(default="")
 
 
+def _sql_type(annotation: Any) -> tuple[str, bool]:
+    """(SQL type, stored as JSON) of a row field's type."""
+    origin = getattr(annotation, "__origin__", annotation)
+    if origin in (dict, list):
+        return "TEXT", True
+    if annotation in (int, bool):
+        return "INTEGER", False
+    if annotation is str:
+        return "TEXT", False
+    raise TypeError(f"no SQL type for {annotation!r}")
+
+
+_TYPES = get_type_hints(GenerationRow)
+_JSON_COLUMNS = tuple(f.name for f in fields(GenerationRow) if _sql_type(_TYPES[f.name])[1])
+_DEFAULTS = {
+    "diagnostics": "'{}'",
+    "created_at": "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+}
+
+
+def _schema() -> str:
+    """The SQL of the store, derived from `GenerationRow` (the single source of its columns)."""
+    columns = []
+    for f in fields(GenerationRow):
+        sql_type = _sql_type(_TYPES[f.name])[0]
+        default = f" DEFAULT {_DEFAULTS[f.name]}" if f.name in _DEFAULTS else ""
+        columns.append(f"    {f.name} {sql_type} NOT NULL{default}")
+    columns.append("    PRIMARY KEY (cell_hash, scenario_id)")
+    body = ",\n".join(columns)
+    return f"""
+CREATE TABLE IF NOT EXISTS generations (
+{body}
+);
+CREATE INDEX IF NOT EXISTS generations_gen_key ON generations (gen_key, scenario_id);
+CREATE INDEX IF NOT EXISTS generations_run_key ON generations (run_key);
+CREATE TABLE IF NOT EXISTS claims (
+    cell_hash   TEXT NOT NULL,
+    scenario_id TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    claimed_at  REAL NOT NULL,
+    PRIMARY KEY (cell_hash, scenario_id)
+);
+"""
+
+
+SCHEMA = _schema()
+
+Key = tuple[str, str]
+"""(cell_hash, scenario_id): what identifies a row."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a claim: a process on a host, and which store object in it."""
+
+    host: str
+    pid: int
+    token: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token}"
+
+    @classmethod
+    def parse(cls, text: str) -> Owner:
+        host, pid, token = text.rsplit(":", 2)
+        return cls(host, int(pid), token)
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
+
+    def alive(self, claimed_at: float, now: float) -> bool:
+        """Whether the claim still stands: its process runs (same host), or it is recent."""
+        if self.host != socket.gethostname():
+            return now - claimed_at < CLAIM_TTL_S
+        if self.pid == os.getpid():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _encode(row: GenerationRow) -> dict[str, Any]:
+    record = asdict(row)
+    record.pop("created_at")
+    for column in _JSON_COLUMNS:
+        record[column] = json.dumps(record[column], sort_keys=True)
+    record["finished"] = int(record["finished"])
+    return record
+
+
 class ResultsStore:
     """The SQLite file behind a run; open it only once the run's inputs are validated."""
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, read_only: bool = False, timeout_s: float = BUSY_TIMEOUT_S
+    ) -> None:
         """`read_only` opens an existing store for readers (reports, exports): nothing about
-        the file changes, and a missing or foreign file is an error."""
+        the file changes, and a missing or foreign file is an error. `timeout_s`: how long a
+        write waits on another process's lock."""
         self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.owner = Owner.this_process()
+        self.read_only = read_only
+        if self.path.is_dir():
+            raise DataError(f"store {path} is a directory, not a results file")
         if read_only:
             if not self.path.is_file():
                 raise DataError(f"store not found: {path}")
-            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(generations)")}
-            except sqlite3.DatabaseError:
-                self._db.close()
-                raise DataError(f"{path} is not a results store (not SQLite)") from None
-            if "run_key" not in columns:
-                self._db.close()
-                raise DataError(f"{path} is not a results store of this bench (no run keys)")
+            # Without a write-ahead log (no run writing) the file is read as immutable, so
+            # SQLite creates no -wal/-shm beside it; with one, through it.
+            live = self.path.with_name(self.path.name + "-wal").exists()
+            mode = "mode=ro" if live else "mode=ro&immutable=1"
+            self._db = self._connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True)
+            self._check(writable=False)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
+        make_folder(self.path.parent)
+        self._db = self._connect(str(self.path))
+        self._check(writable=True)
+
+    def _connect(self, target: str, uri: bool = False) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(target, uri=uri, timeout=self.timeout_s)
+        except sqlite3.Error as error:
+            raise DataError(f"cannot open store {self.path}: {error}") from None
+
+    def _fail(self, message: str) -> None:
+        self._db.close()
+        raise DataError(message)
+
+    def _check(self, writable: bool) -> None:
+        """Refuse what is not a sound store of this bench; stamp and migrate our own."""
+        path = self.path
+        try:
+            (application_id,) = self._db.execute("PRAGMA application_id").fetchone()
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            tables = {
+                name
+                for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)")]
+            self.tables = tables
+        except sqlite3.OperationalError as error:
+            self._fail(self._locked(error) or f"cannot read store {path}: {error}")
+        except sqlite3.DatabaseError as error:
+            if "malformed" in str(error):
+                self._fail(f"{path} is corrupt (SQLite: {error})")
+            self._fail(f"{path} is not a results store (not a sound SQLite file: {error})")
+        if problems != ["ok"]:
+            first = " ".join(" ".join(problems).split())
+            self._fail(f"{path} is corrupt (SQLite quick_check: {first}); `bench store check`")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(generations)")}
+        if application_id not in (0, APPLICATION_ID):
+            self._fail(f"{path} is another application's SQLite database (not a results store)")
+        if application_id == 0 and tables and not columns:
+            listed = ", ".join(sorted(tables)[:3])
+            self._fail(f"{path} is another application's SQLite database (tables: {listed})")
         if columns and "run_key" not in columns:
-            self._db.close()
-            raise DataError(
+            self._fail(
                 f"{path} was written by an older bench (before run keys); "
                 "use a new store (--store) or delete it"
             )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        if columns and "diagnostics" not in columns:  # stores from before diagnostics
-            with self._db:
-                self._db.execute(
-                    "ALTER TABLE generations ADD COLUMN diagnostics TEXT NOT NULL DEFAULT '{}'"
-                )
-        self._db.executescript(SCHEMA)
+        if version > SCHEMA_VERSION:
+            self._fail(
+                f"{path} was written by a newer bench (schema {version}, this one reads "
+                f"{SCHEMA_VERSION}); upgrade bench"
+            )
+        if not writable:
+            if not columns:
+                self._fail(f"{path} is not a results store (empty)")
+            return
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            if application_id == APPLICATION_ID and version == SCHEMA_VERSION:
+                self._db.execute("BEGIN IMMEDIATE")  # in use by another writer? say so now
+                self._db.execute("ROLLBACK")
+                return
+            migration = (
+                "ALTER TABLE generations ADD COLUMN diagnostics TEXT NOT NULL DEFAULT '{}';"
+                if columns and "diagnostics" not in columns  # stores from before diagnostics
+                else ""
+            )
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;{migration}{SCHEMA}"
+                f"PRAGMA application_id = {APPLICATION_ID};"
+                f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+            )
+        except sqlite3.OperationalError as error:
+            self._fail(self._locked(error) or f"cannot write store {path}: {error}")
+
+    def _write_error(self, error: sqlite3.OperationalError) -> DataError:
+        return DataError(self._locked(error) or f"cannot write store {self.path}: {error}")
+
+    def _locked(self, error: sqlite3.OperationalError) -> str | None:
+        """The one-line message for a store another process holds, else None."""
+        if "locked" in str(error) or "busy" in str(error):
+            return (
+                f"store {self.path} is in use by another process (still locked after "
+                f"{self.timeout_s:g} s); try again when it is done"
+            )
+        return None
 
     def close(self) -> None:
+        """Release this store object's claims (rows it claimed but did not make) and close."""
+        if not self.read_only:
+            try:
+                with self._db:
+                    self._db.execute("DELETE FROM claims WHERE owner = ?", (str(self.owner),))
+            except sqlite3.OperationalError:
+                pass  # locked: the claims lapse with this process (see `Owner.alive`)
         self._db.close()
 
     def __enter__(self) -> ResultsStore:
@@ -163,16 +315,41 @@ class ResultsStore:
         """Rows (any scorer) that already hold the text of this generation key, by scenario."""
         return {row.scenario_id: row for row in self.rows(gen_key=gen_key)}
 
+    def claim(self, keys: Iterable[Key]) -> set[Key]:
+        """Claim the rows of `keys` that are neither stored nor claimed by another live run;
+        returns those now ours (one transaction, so two runs never claim one row)."""
+        wanted = list(dict.fromkeys(keys))
+        mine: set[Key] = set()
+        now = time.time()
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                for key in wanted:
+                    if self._db.execute(
+                        "SELECT 1 FROM generations WHERE cell_hash = ? AND scenario_id = ?", key
+                    ).fetchone():
+                        continue
+                    held = self._db.execute(
+                        "SELECT owner, claimed_at FROM claims "
+                        "WHERE cell_hash = ? AND scenario_id = ?",
+                        key,
+                    ).fetchone()
+                    others = held and held[0] != str(self.owner)
+                    if others and Owner.parse(held[0]).alive(held[1], now):
+                        continue
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                        (*key, str(self.owner), now),
+                    )
+                    mine.add(key)
+        except sqlite3.OperationalError as error:
+            raise self._write_error(error) from None
+        return mine
+
     def add(self, rows: Iterable[GenerationRow]) -> int:
-        """Insert rows in one transaction, skipping rows already present; returns rows written."""
-        records = []
-        for row in rows:
-            record = asdict(row)
-            record.pop("created_at")
-            for column in _JSON_COLUMNS:
-                record[column] = json.dumps(record[column], sort_keys=True)
-            record["finished"] = int(record["finished"])
-            records.append(record)
+        """Insert rows in one transaction, skipping rows already present, and release their
+        claims; returns rows written."""
+        records = [_encode(row) for row in rows]
         if not records:
             return 0
         columns = list(records[0])
@@ -180,10 +357,18 @@ class ResultsStore:
             f"INSERT OR IGNORE INTO generations ({', '.join(columns)}) "
             f"VALUES ({', '.join(':' + c for c in columns)})"
         )
-        with self._db:
-            before = self._db.total_changes
-            self._db.executemany(sql, records)
-            return self._db.total_changes - before
+        try:
+            with self._db:
+                before = self._db.total_changes
+                self._db.executemany(sql, records)
+                written = self._db.total_changes - before
+                self._db.executemany(
+                    "DELETE FROM claims WHERE cell_hash = ? AND scenario_id = ? AND owner = ?",
+                    [(r["cell_hash"], r["scenario_id"], str(self.owner)) for r in records],
+                )
+        except sqlite3.OperationalError as error:
+            raise self._write_error(error) from None
+        return written
 
     def rows(self, **where: Any) -> Iterator[GenerationRow]:
         """All rows, optionally filtered by equality on columns (e.g. method='none')."""
@@ -203,3 +388,36 @@ class ResultsStore:
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+    def duplicate_keys(self) -> int:
+        """(cell_hash, scenario_id) pairs stored more than once (0 in a sound store)."""
+        return self._db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM generations GROUP BY cell_hash, scenario_id "
+            "HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+
+    def conflicting_texts(self) -> int:
+        """(gen_key, scenario_id) pairs stored with two different texts: a key that does not
+        decide its text (rescoring keeps the text, so this is 0 in a sound store)."""
+        return self._db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM generations GROUP BY gen_key, scenario_id "
+            "HAVING COUNT(DISTINCT text) > 1)"
+        ).fetchone()[0]
+
+    def scorer_counts(self) -> dict[str, int]:
+        """Rows per scorer fingerprint."""
+        query = "SELECT scorer, COUNT(*) FROM generations GROUP BY scorer"
+        return dict(self._db.execute(query).fetchall())
+
+    def method_code_counts(self) -> dict[tuple[str, str], int]:
+        """Rows per (method, code sha of the method that made them)."""
+        code = "json_extract(fingerprint, '$.code')"
+        query = f"SELECT method, {code}, COUNT(*) FROM generations GROUP BY method, {code}"
+        return {(method, sha): n for method, sha, n in self._db.execute(query)}
+
+    def claims(self) -> list[tuple[Owner, float]]:
+        """Every standing claim: (owner, when it was made)."""
+        if "claims" not in self.tables:  # an unstamped store, opened read-only
+            return []
+        query = "SELECT owner, claimed_at FROM claims"
+        return [(Owner.parse(owner), at) for owner, at in self._db.execute(query)]

@@ -52,14 +52,17 @@ def describe(kind: Any) -> str:
     return _NAMES.get(kind, getattr(kind, "__name__", str(kind)))
 
 
-def check_types(instance: Any, where: str) -> None:
-    """Raise a `ConfigError` naming the first field of a dataclass whose value does not have
-    its annotated type."""
-    hints = get_type_hints(type(instance))
-    for field in dataclasses.fields(instance):
-        value = getattr(instance, field.name)
-        if not _matches(value, hints[field.name]):
+def check_values(cls: type, values: dict[str, Any], where: str) -> None:
+    """Raise a `ConfigError` naming the first of `values` (field name -> value) that does not
+    have the type `cls` (a dataclass) annotates for it."""
+    hints = get_type_hints(cls)
+    for name, value in values.items():
+        if not _matches(value, hints[name]):
             shown = list(value) if isinstance(value, tuple) else value
-            raise ConfigError(
-                f"{where}: {field.name} must be {describe(hints[field.name])}, got {shown!r}"
-            )
+            raise ConfigError(f"{where}: {name} must be {describe(hints[name])}, got {shown!r}")
+
+
+def check_types(instance: Any, where: str) -> None:
+    """`check_values` for every field of a dataclass instance."""
+    values = {field.name: getattr(instance, field.name) for field in dataclasses.fields(instance)}
+    check_values(type(instance), values, where)

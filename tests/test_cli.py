@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -241,10 +250,142 @@ def test_a_changed_scorer_rescores_stored_texts(
 
 
 def test_an_old_store_is_a_one_line_error(tmp_path: Path) -> None:
-    import sqlite3
-
     store = tmp_path / "old.sqlite"
     with sqlite3.connect(store) as db:
         db.execute("CREATE TABLE generations (cell_hash TEXT, scenario_id TEXT)")
     code, _, err = _run("--model", "tiny-llama", "--store", str(store), *FAST)
     assert code == 2 and "written by an older bench" in err and err.count("\n") == 1
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _foreign_database(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE photos (id INTEGER)")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("not a database"), "not a results store"),
+        (_foreign_database, "another application's SQLite database"),
+        (lambda p: p.mkdir(), "is a directory"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_a_store_that_is_not_ours_is_one_line_and_left_as_it_was(
+    tmp_path: Path, make, message: str, command: str
+) -> None:
+    store = tmp_path / "r.sqlite"
+    make(store)
+    before = _files(tmp_path)
+    if command == "run":
+        args = ["run", "--model", "tiny-llama", "--limit", "1", "--store", str(store), *FAST]
+    else:
+        args = ["report", str(store)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert _files(tmp_path) == before
+
+
+def test_a_store_in_use_is_one_line_before_any_work(tmp_path: Path) -> None:
+    store = tmp_path / "r.sqlite"
+    _run("--model", "tiny-llama", "--method", "none", "--limit", "1", "--store", str(store), *FAST)
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code, _, err = _run(
+            "--model",
+            "tiny-llama",
+            "--limit",
+            "2",
+            "--store",
+            str(store),
+            "store_timeout_s=0.2",
+            *FAST,
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 2 and "is in use by another process" in err and err.count("\n") == 1
+    with ResultsStore(store, read_only=True) as opened:
+        assert opened.count() == 6
+
+
+def test_rows_another_live_run_claimed_are_left_to_it(tmp_path: Path) -> None:
+    store = tmp_path / "r.sqlite"
+    args = ["--model", "tiny-llama", "--method", "none", "--levels", "Apply", "--limit", "3"]
+    _run(*args[:-1], "1", "--store", str(store), *FAST)
+    with ResultsStore(store, read_only=True) as opened:
+        cell = next(opened.rows()).cell_hash
+    holder = sqlite3.connect(store)
+    owner = f"{socket.gethostname()}:{os.getppid()}:other"
+    holder.execute("INSERT INTO claims VALUES (?, 'sc-003', ?, ?)", (cell, owner, time.time()))
+    holder.commit()
+    code, out, _ = _run(*args, "--store", str(store), *FAST)
+    assert code == 0 and "wrote 1 new rows" in out and "1 rows were left to another run" in out
+    holder.execute("DELETE FROM claims")
+    holder.commit()
+    holder.close()
+    code, out, _ = _run(*args, "--store", str(store), *FAST)
+    assert "2 rows were already done; wrote 1 new rows" in out
+
+
+def _bench(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_runs_on_one_store_make_each_row_once(tmp_path: Path) -> None:
+    store = tmp_path / "r.sqlite"
+    args = ["run", "--model", "tiny-llama", "--method", "none", "--method", "prompting"]
+    args += ["--limit", "6", "--store", str(store), "decoding.max_new_tokens=4", "batch_tokens=200"]
+    runs = [_bench(*args) for _ in range(2)]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+    counts = []
+    for out in outputs:
+        done, written = map(
+            int, re.search(r"(\d+) rows were already done; wrote (\d+)", out).groups()
+        )
+        left = re.search(r"(\d+) rows were left to another run", out)
+        counts.append((done, written, int(left.group(1)) if left else 0))
+    assert sum(written for _, written, _ in counts) == 72  # 2 methods x 6 levels x 6 scenarios
+    assert all(done + written + left == 72 for done, written, left in counts)
+    with ResultsStore(store, read_only=True) as opened:
+        assert opened.count() == 72
+
+
+def test_a_run_killed_mid_way_then_resumed_equals_one_uninterrupted_run(tmp_path: Path) -> None:
+    args = ["run", "--model", "tiny-llama", "--method", "none", "--limit", "8", "--greedy"]
+    args += ["decoding.max_new_tokens=6", "batch_tokens=150"]
+    whole, killed = tmp_path / "whole.sqlite", tmp_path / "killed.sqlite"
+    assert _bench(*args, "--store", str(whole)).wait(timeout=600) == 0
+    run = _bench(*args, "--store", str(killed))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # kill once some batches are stored
+        if killed.exists():
+            with ResultsStore(killed, read_only=True) as opened:
+                if opened.count() >= 6:
+                    break
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert _bench(*args, "--store", str(killed)).wait(timeout=600) == 0
+
+    def rows(path: Path) -> list[tuple]:
+        with ResultsStore(path, read_only=True) as opened:
+            return sorted(
+                (r.cell_hash, r.scenario_id, r.text, json.dumps(r.scores)) for r in opened.rows()
+            )
+
+    assert len(rows(whole)) == 48 and rows(killed) == rows(whole)

@@ -21,12 +21,12 @@ def test_committed_config_expands(path: Path) -> None:
 
 def test_types_are_strict_but_an_integer_is_a_number() -> None:
     from bench.errors import ConfigError
-    from bench.models.generation import Decoding
 
-    assert Decoding(temperature=1).temperature == 1  # an int where a float is expected
+    # Decoding is checked where a config builds it (its module is one the scorer fingerprints)
+    assert load_config(None, ["decoding.temperature=1"]).decoding.temperature == 1
     with pytest.raises(ConfigError, match="max_new_tokens must be an integer, got True"):
-        Decoding(max_new_tokens=True)  # a boolean is never a number
+        load_config(None, ["decoding.max_new_tokens=true"])  # a boolean is never a number
     with pytest.raises(ConfigError, match="greedy must be true or false, got 0"):
-        Decoding(greedy=0)  # nor a number a boolean
+        load_config(None, ["decoding.greedy=0"])  # nor a number a boolean
     config = load_config(None, ["seeds=[0, 1]", "limit=null"])
     assert config.seeds == (0, 1) and config.limit is None

@@ -7,13 +7,13 @@ classifier texts with a CSV that has `text` and `level` columns.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
 
 import datasets
 
+from bench.data.files import DEFAULT_ENCODING, read_csv
 from bench.data.levels import parse_level
 from bench.data.scenarios import packaged_path, read_jsonl
 from bench.errors import DataError, UnknownNameError
@@ -40,32 +40,36 @@ CLASSIFIER_SPLITS = ("train", "heldout")
 datasets.disable_progress_bars()  # filtering a few hundred rows needs no bar
 
 
-def load_labeled_csv(path: str | Path) -> datasets.Dataset:
+def load_labeled_csv(path: str | Path, encoding: str = DEFAULT_ENCODING) -> datasets.Dataset:
     """A user's CSV with `text` and `level` columns (levels by name, any case)."""
     file = Path(path)
     if not file.is_file():
         raise DataError(f"CSV not found: {path}")
-    with file.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("text", "level") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (need text, level)")
-        rows = []
-        for number, row in enumerate(reader, start=2):
-            try:
-                level = parse_level(row["level"] or "")
-            except UnknownNameError as error:
-                raise DataError(f"{path}:{number}: {error}") from None
-            rows.append({"id": f"csv-{number - 1}", "text": row["text"], "level": level.value})
+    columns, records = read_csv(file, encoding)
+    missing = [c for c in ("text", "level") if c not in columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} (need text, level)")
+    rows = []
+    for number, row in enumerate(records, start=2):
+        try:
+            level = parse_level(row["level"] or "")
+        except UnknownNameError as error:
+            raise DataError(f"{path}:{number}: {error}") from None
+        rows.append({"id": f"csv-{number - 1}", "text": row["text"], "level": level.value})
     if not rows:
         raise DataError(f"{path}: no rows")
     return datasets.Dataset.from_list(rows)
 
 
-def _load(name: str, fields: tuple[str, ...], path: str | Path | None) -> datasets.Dataset:
+def _load(
+    name: str,
+    fields: tuple[str, ...],
+    path: str | Path | None,
+    encoding: str = DEFAULT_ENCODING,
+) -> datasets.Dataset:
     if path is not None and str(path).lower().endswith(".csv"):
-        return load_labeled_csv(path)
-    rows = read_jsonl(Path(path) if path else packaged_path(name), fields)
+        return load_labeled_csv(path, encoding)
+    rows = read_jsonl(Path(path) if path else packaged_path(name), fields, encoding)
     for row in rows:
         if "level" in fields:
             row["level"] = parse_level(row["level"]).value
@@ -82,10 +86,14 @@ def _split(data: datasets.Dataset, split: str | None) -> datasets.Dataset:
     return data.filter(lambda row: row["split"] == split)
 
 
-def load_exemplars(path: str | Path | None = None, form: str | None = None) -> datasets.Dataset:
+def load_exemplars(
+    path: str | Path | None = None,
+    form: str | None = None,
+    encoding: str = DEFAULT_ENCODING,
+) -> datasets.Dataset:
     """Texts labeled by level, for separate scenarios (what methods learn from); `form`
     keeps those of one task's kind ('question' or 'feedback') when the data says."""
-    data = _load("exemplars.jsonl", EXEMPLAR_FIELDS, path)
+    data = _load("exemplars.jsonl", EXEMPLAR_FIELDS, path, encoding)
     if form is not None and "form" in data.column_names:
         data = data.filter(lambda row: row["form"] == form)
         if not len(data):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import datasets
 
+from bench.data.files import DEFAULT_ENCODING, read_text
 from bench.errors import DataError
 
 SPLITS = ("dev", "test", "exemplar")
@@ -39,12 +40,14 @@ def packaged_path(name: str) -> Path:
     return Path(str(resources.files("bench.data").joinpath(name)))
 
 
-def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
+def read_jsonl(
+    path: Path, required: tuple[str, ...], encoding: str = DEFAULT_ENCODING
+) -> list[dict]:
     """Rows of a JSONL file; raises `DataError` naming the file and line of any bad row."""
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path, encoding).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -77,7 +80,11 @@ def exemplar_scenario_rows() -> list[dict]:
     ]
 
 
-def load_scenarios(split: str | None = None, path: str | Path | None = None) -> datasets.Dataset:
+def load_scenarios(
+    split: str | None = None,
+    path: str | Path | None = None,
+    encoding: str = DEFAULT_ENCODING,
+) -> datasets.Dataset:
     """Scenarios as a `datasets.Dataset`, optionally one split ('dev', 'test' or 'exemplar')
     only. The packaged 'exemplar' split is derived from the exemplars' own scenarios."""
     if split is not None and split not in SPLITS:
@@ -85,7 +92,8 @@ def load_scenarios(split: str | None = None, path: str | Path | None = None) -> 
     if split == EXEMPLAR_SPLIT and path is None:
         rows = exemplar_scenario_rows()
     else:
-        rows = read_jsonl(Path(path) if path else packaged_path("scenarios.jsonl"), SCENARIO_FIELDS)
+        file = Path(path) if path else packaged_path("scenarios.jsonl")
+        rows = read_jsonl(file, SCENARIO_FIELDS, encoding)
     if split is not None:
         rows = [row for row in rows if row["split"] == split]
     return datasets.Dataset.from_list([{k: row[k] for k in SCENARIO_FIELDS} for row in rows])

@@ -20,7 +20,6 @@ from bench.hooks import Phase, phase
 from bench.models.loading import LoadedModel
 from bench.models.prefill import Reach, forward, prefill
 from bench.profiling import section
-from bench.typecheck import check_types
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,6 @@ class Decoding:
     """Take the most likely token instead of sampling."""
 
     def __post_init__(self) -> None:
-        check_types(self, "decoding")
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
         if self.temperature <= 0:

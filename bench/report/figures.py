@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from bench.atomic import make_folder
 from bench.data.levels import LEVELS
 from bench.report.summary import (
     control_pairs,
@@ -468,7 +469,7 @@ FIGURES: dict[str, Callable[[dict, list[GenerationRow]], Figure | str]] = {
 def draw_figures(summary: dict[str, Any], rows: list[GenerationRow], out: str | Path) -> Drawn:
     """Every figure of `FIGURES` that its inputs allow, as PNG and PDF under `out`."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     plt.rcParams.update({"svg.hashsalt": "bench", "font.size": 9})
     drawn = Drawn([], {})
     for name, draw in FIGURES.items():

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import write_atomically
+from bench.atomic import make_folder, write_atomically
 
 TABLE_METRICS = (
     ("success", "success"),
@@ -297,7 +297,7 @@ def paper_files(summary: dict[str, Any], source: str) -> dict[str, str]:
 
 def write_paper_files(summary: dict[str, Any], out: str | Path, source: str) -> list[Path]:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     written = []
     for name, text in paper_files(summary, source).items():
         write_atomically(out / name, text)

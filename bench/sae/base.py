@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bench.atomic import make_folder
 from bench.errors import DataError
 
 SAELENS_FORMAT_VERSION = "6.0.0"
@@ -180,7 +181,7 @@ class SparseAutoencoder(nn.Module):
     def save(self, directory: str | Path) -> Path:
         """Write cfg.json and sae_weights.safetensors; returns the directory."""
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         save_file(self.folded_state(), str(out / WEIGHTS_FILE))
         (out / CONFIG_FILE).write_text(json.dumps(self.config.saelens_cfg(), indent=2) + "\n")
         return out

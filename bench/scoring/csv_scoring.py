@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.data.files import DEFAULT_ENCODING, read_csv
 from bench.data.levels import LEVELS, parse_level
 from bench.data.roles import load_exemplars
 from bench.data.scenarios import Scenario
@@ -26,7 +27,10 @@ from bench.scoring.criteria import Cuts, success
 from bench.scoring.relevance import RELEVANCE_TOP_K
 from bench.scoring.score import GenerationScorer
 
+EMPTY = "empty text: not scored"
+"""The `status` of a row whose text is empty or whitespace (no level is read into nothing)."""
 COLUMNS = (
+    "status",
     "pred_level",
     *(f"p_{level.value}" for level in LEVELS),
     "task_prob",
@@ -59,17 +63,14 @@ class CsvColumns:
     target: str | None = None
 
 
-def _read(path: str | Path, columns: CsvColumns) -> list[dict[str, str]]:
+def _read(path: str | Path, columns: CsvColumns, encoding: str) -> list[dict[str, str]]:
     file = Path(path)
     if not file.is_file():
         raise DataError(f"CSV not found: {path}")
-    with file.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields = list(reader.fieldnames or [])
-        for name in asdict(columns).values():
-            if name is not None and name not in fields:
-                raise DataError(f"{path}: no column {name!r} (columns: {', '.join(fields)})")
-        rows = list(reader)
+    fields, rows = read_csv(file, encoding)
+    for name in asdict(columns).values():
+        if name is not None and name not in fields:
+            raise DataError(f"{path}: no column {name!r} (columns: {', '.join(fields)})")
     if (columns.question is None) != (columns.answer is None):
         raise DataError("give both --question-column and --answer-column, or neither")
     return rows
@@ -89,10 +90,13 @@ def score_csv(
     task: Task,
     lm: Any = None,
     cuts: Cuts | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> tuple[str, dict[str, Any]]:
-    """The scored CSV as text, and a note of what was computed with which cuts."""
-    rows = _read(path, columns)
+    """The scored CSV as text, and a note of what was computed with which cuts. Rows with an
+    empty text keep their columns, get status `EMPTY` and no score."""
+    rows = _read(path, columns, encoding)
     texts = [row[columns.text] or "" for row in rows]
+    kept = [i for i, text in enumerate(texts) if text.strip()]
     targets = []
     for number, row in enumerate(rows, start=2):
         if columns.target is None:
@@ -115,12 +119,30 @@ def score_csv(
             scenarios.append(Scenario(ids[key], *key))
     split = list({s.id: s for s in scenarios}.values())
     scorer = GenerationScorer.build(task, load_exemplars(form=task.form), split)
-    scores = scorer.score(lm, scenarios, texts, targets) if scenarios else scorer.text_scores(texts)
+    texts_kept = [texts[i] for i in kept]
+    if not kept:
+        scored = []
+    elif scenarios:
+        scored = scorer.score(
+            lm, [scenarios[i] for i in kept], texts_kept, [targets[i] for i in kept]
+        )
+    else:
+        scored = scorer.text_scores(texts_kept)
+    scores: list[dict[str, Any] | None] = [None] * len(rows)
+    for i, score in zip(kept, scored, strict=True):
+        scores[i] = score
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[*rows[0].keys(), *COLUMNS] if rows else COLUMNS)
     writer.writeheader()
     for row, score in zip(rows, scores, strict=True):
-        values: dict[str, Any] = {**score, **{f"p_{k}": v for k, v in score["level_probs"].items()}}
+        if score is None:
+            writer.writerow({**row, **{c: "" for c in COLUMNS}, "status": EMPTY})
+            continue
+        values: dict[str, Any] = {
+            "status": "scored",
+            **score,
+            **{f"p_{k}": v for k, v in score["level_probs"].items()},
+        }
         if cuts is not None and "perplexity" in score:
             values["fluent"] = cuts.fluent(score)
             if "on_target" in score:
@@ -128,6 +150,7 @@ def score_csv(
         writer.writerow({**row, **{c: _cell(values.get(c)) for c in COLUMNS}})
     note = {
         "rows": len(rows),
+        "empty_texts": [i + 2 for i in range(len(rows)) if scores[i] is None],
         "scorer": scorer.fingerprint,
         "relevance": f"own scenario in the top {RELEVANCE_TOP_K} of {len(split)} distinct scenarios"
         if split
