@@ -159,12 +159,20 @@ class Owner:
         if self.pid == os.getpid():
             return True
         try:
-            os.kill(self.pid, 0)
+            os.kill(self.pid, 0)  # signal 0: only asks whether the process exists
         except ProcessLookupError:
             return False
-        except PermissionError:
-            return True
+        except PermissionError:  # it exists, under another user
+            pass
         return True
+
+
+def read_only_uri(path: Path) -> str:
+    """The URI that opens a store for reading without changing anything: immutable when no
+    write-ahead log exists (no run writing), so SQLite creates no -wal/-shm beside it; through
+    the log when one does."""
+    live = path.with_name(path.name + "-wal").exists()
+    return f"{path.resolve().as_uri()}?{'mode=ro' if live else 'mode=ro&immutable=1'}"
 
 
 def _encode(row: GenerationRow) -> dict[str, Any]:
@@ -194,11 +202,7 @@ class ResultsStore:
         if read_only:
             if not self.path.is_file():
                 raise DataError(f"store not found: {path}")
-            # Without a write-ahead log (no run writing) the file is read as immutable, so
-            # SQLite creates no -wal/-shm beside it; with one, through it.
-            live = self.path.with_name(self.path.name + "-wal").exists()
-            mode = "mode=ro" if live else "mode=ro&immutable=1"
-            self._db = self._connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True)
+            self._db = self._connect(read_only_uri(self.path), uri=True)
             self._check(writable=False)
             return
         make_folder(self.path.parent)
@@ -274,7 +278,7 @@ class ResultsStore:
                 f"PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
             )
         except sqlite3.OperationalError as error:
-            self._fail(self._locked(error) or f"cannot write store {path}: {error}")
+            self._fail(str(self._write_error(error)))
 
     def _write_error(self, error: sqlite3.OperationalError) -> DataError:
         return DataError(self._locked(error) or f"cannot write store {self.path}: {error}")

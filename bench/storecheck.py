@@ -13,7 +13,7 @@ from bench.errors import DataError, UnknownNameError
 from bench.methods.base import source_sha256
 from bench.methods.registry import method_class
 from bench.scoring.fingerprint import scorer_fingerprint
-from bench.store import APPLICATION_ID, SCHEMA_VERSION, ResultsStore
+from bench.store import APPLICATION_ID, SCHEMA_VERSION, ResultsStore, read_only_uri
 
 
 @dataclass
@@ -24,6 +24,8 @@ class StoreCheck:
     integrity: list[str]
     """SQLite integrity_check's messages (['ok'] when sound)."""
     schema: str
+    scorer: str = ""
+    """The current scorer's fingerprint (what rows are compared with)."""
     rows: int = 0
     duplicate_keys: int = 0
     """(cell_hash, scenario_id) pairs stored more than once."""
@@ -58,8 +60,7 @@ class StoreCheck:
             f"rows: {self.rows}",
             f"duplicate keys: {self.duplicate_keys}",
             f"conflicting texts (one generation key, two texts): {self.conflicting_texts}",
-            f"stale scores (not the current scorer {scorer_fingerprint()}): "
-            + _counts(self.stale_scores),
+            f"stale scores (not the current scorer {self.scorer}): " + _counts(self.stale_scores),
             "stale rows (method code changed since): " + _counts(self.stale_methods),
             f"claims: {self.claims} ({self.abandoned_claims} of runs that are gone)",
         ]
@@ -78,9 +79,7 @@ def _integrity(path: Path) -> tuple[list[str], str]:
     not SQLite at all is a `DataError` (nothing to check)."""
     if not path.is_file():
         raise DataError(f"store not found: {path}")
-    live = path.with_name(path.name + "-wal").exists()
-    mode = "mode=ro" if live else "mode=ro&immutable=1"
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+    db = sqlite3.connect(read_only_uri(path), uri=True)
     try:
         messages = [row[0] for row in db.execute("PRAGMA integrity_check(20)")]
         application_id = db.execute("PRAGMA application_id").fetchone()[0]
@@ -109,9 +108,9 @@ def check_store(path: str | Path) -> StoreCheck:
         report.rows = store.count()
         report.duplicate_keys = store.duplicate_keys()
         report.conflicting_texts = store.conflicting_texts()
-        current = scorer_fingerprint()
+        report.scorer = scorer_fingerprint()
         for scorer, n in store.scorer_counts().items():
-            if scorer != current:
+            if scorer != report.scorer:
                 report.stale_scores[scorer] = n
         codes: dict[str, str | None] = {}
         for (method, code), n in store.method_code_counts().items():
