@@ -87,6 +87,17 @@ def _split_levels(
 @click.option("--store", help="SQLite results store (resumed if it exists).")
 @click.option("--greedy", is_flag=True, default=None, help="Greedy decoding instead of sampling.")
 @click.option("--confusion", is_flag=True, help="Also print confusion matrices.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Make rows in this process, or with Ray actors (see README: Scaling out).",
+)
+@click.option("--address", help="Ray cluster to join (e.g. auto); default: start a local one.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Ray actors per model.")
+@click.option("--cpus-per-task", type=float, default=1.0, show_default=True, help="Per actor.")
+@click.option("--gpus-per-task", type=float, default=0.0, show_default=True, help="Per actor.")
 @click.argument("overrides", nargs=-1)
 @friendly_errors
 def run(
@@ -99,6 +110,11 @@ def run(
     store: str | None,
     greedy: bool | None,
     confusion: bool,
+    executor: str,
+    address: str | None,
+    workers: int,
+    cpus_per_task: float,
+    gpus_per_task: float,
     overrides: tuple[str, ...],
 ) -> None:
     """Generate (and store) feedback for every cell of the grid, then print a per-level table.
@@ -128,7 +144,17 @@ def run(
         limit=limit,
         store=store,
     )
-    summary = run_grid(config)
+    ray_options = {"--address": address, "--workers": workers != 2}
+    ray_options |= {"--cpus-per-task": cpus_per_task != 1.0, "--gpus-per-task": gpus_per_task}
+    if executor == "local" and any(ray_options.values()):
+        given = ", ".join(name for name, value in ray_options.items() if value)
+        raise BenchError(f"{given} only apply with --executor ray")
+    pool = None
+    if executor == "ray":
+        from bench.ray_executor import RayExecutor
+
+        pool = RayExecutor(address, workers, cpus_per_task, gpus_per_task)
+    summary = run_grid(config, pool)
     rescored = f" ({summary.rescored} of them rescored texts)" if summary.rescored else ""
     click.echo(
         f"{summary.already_done} rows were already done; wrote {summary.written} new rows"
@@ -752,7 +778,7 @@ def paper(summary_path: str, out: str) -> None:
 
 @main.group()
 def store() -> None:
-    """Results stores: check one."""
+    """Results stores: check one, or import exports into one."""
 
 
 @store.command("check")
@@ -767,6 +793,25 @@ def store_check(path: str) -> None:
     click.echo("\n".join(report.lines()))
     if report.problems:
         sys.exit(1)
+
+
+@store.command("import")
+@click.argument("exports", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--store", "path", required=True, type=click.Path(dir_okay=False), help="The store to fill."
+)
+@friendly_errors
+def store_import(exports: tuple[str, ...], path: str) -> None:
+    """Put the rows of exports (`bench export`) into a store, all or none, so a run resumes
+    from them: rows the current code would make the same way count as done, stale ones are
+    remade or rescored (`bench store check` counts them)."""
+    from bench.report.export import read_export
+    from bench.store import ResultsStore
+
+    rows = [row for export in exports for row in read_export(export)[1]]
+    with ResultsStore(path) as results:
+        written, present = results.merge(rows)
+    click.echo(f"{path}: {written} rows imported, {present} already there", err=True)
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> list[list[Any]]:

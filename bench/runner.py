@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from itertools import product
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -128,9 +130,9 @@ class RunSummary:
     """Rows whose text was already stored under an older scorer and was only rescored."""
     store: str
     cell_hashes: list[str]
+    """The cells of this run, to select its rows from a store that may hold others."""
     elsewhere: int = 0
     """Rows another run on the same store had claimed (or stored) when this run reached them."""
-    """The cells of this run, to select its rows from a store that may hold others."""
 
 
 def _check_models(config: RunConfig) -> None:
@@ -235,8 +237,12 @@ class Job:
     cell: Cell
     scenario: Scenario
     prompt: list[Message]
-    stored: GenerationRow | None
+    stored: GenerationRow | None = None
     """The row of the same gen_key under an older scorer: its text is rescored, not remade."""
+
+    @property
+    def steering(self) -> str:
+        return steering_key(self)
 
 
 PROMPT_ONLY = "prompt-only"
@@ -248,35 +254,48 @@ def steering_key(job: Job) -> str:
     return PROMPT_ONLY if job.cell.steerer.prompt_only else job.cell.setting_key
 
 
-def batches(jobs: list[Job], sizes: list[int], budget: int) -> Iterator[list[Job]]:
-    """Consecutive jobs of one steering context per batch, as many as fit `budget` tokens
-    (`sizes`: each job's)."""
-    batch: list[Job] = []
+@dataclass(frozen=True)
+class RowSpec:
+    """A planned row as the driver of a run sees it: its keys, steering context and size in
+    tokens (prompt plus max_new_tokens); a worker turns it back into a `Job`."""
+
+    cell_hash: str
+    gen_key: str
+    scenario_id: str
+    steering: str
+    size: int
+
+
+T = TypeVar("T", Job, RowSpec)
+
+
+def batches(items: list[T], sizes: list[int], budget: int) -> Iterator[list[T]]:
+    """Consecutive items of one steering context per batch, as many as fit `budget` tokens
+    (`sizes`: each item's)."""
+    batch: list[T] = []
     used = 0
-    for job, size in zip(jobs, sizes, strict=True):
-        context_changes = batch and steering_key(job) != steering_key(batch[0])
+    for item, size in zip(items, sizes, strict=True):
+        context_changes = batch and item.steering != batch[0].steering
         if batch and (used + size > budget or context_changes):
             yield batch
             batch, used = [], 0
-        batch.append(job)
+        batch.append(item)
         used += size
     if batch:
         yield batch
 
 
-def plan(inputs: RunInputs, lm: LoadedModel, cells: list[Cell], store: ResultsStore) -> list[Job]:
-    """The missing rows of `cells`, grouped by steering context (a batch shares one: a hooked
-    method's setting, or no hooks) and, within one, ordered by scenario, so rows that share a
-    prompt prefix are neighbours."""
+def plan(inputs: RunInputs, cells: list[Cell], done: Mapping[str, set[str]]) -> list[Job]:
+    """The rows of `cells` not in `done` (cell_hash -> stored scenario ids), grouped by
+    steering context (a batch shares one: a hooked method's setting, or no hooks) and, within
+    one, ordered by scenario, so rows that share a prompt prefix are neighbours."""
     order = {s.id: i for i, s in enumerate(inputs.scenarios)}
-    jobs = []
-    for cell in cells:
-        done = store.done_scenarios(cell.cell_hash)
-        missing = [s for s in inputs.scenarios if s.id not in done]
-        stored = store.generated(cell.gen_key) if missing else {}
-        jobs += [
-            Job(cell, s, cell.steerer.prompt(s, cell.level), stored.get(s.id)) for s in missing
-        ]
+    jobs = [
+        Job(cell, s, cell.steerer.prompt(s, cell.level))
+        for cell in cells
+        for s in inputs.scenarios
+        if s.id not in done.get(cell.cell_hash, ())
+    ]
     first: dict[str, int] = {}
     for job in jobs:
         first.setdefault(steering_key(job), len(first))
@@ -293,47 +312,166 @@ def plan(inputs: RunInputs, lm: LoadedModel, cells: list[Cell], store: ResultsSt
     return jobs
 
 
-def run(config: RunConfig) -> RunSummary:
+Stored = dict[tuple[str, str], GenerationRow]
+"""Rows whose text a batch rescores, by (gen_key, scenario_id)."""
+
+
+class ModelWorker:
+    """One model's part of a run: the model loaded, its method settings built and fit, every
+    cell keyed; makes and scores the rows of planned specs. The local executor runs one in
+    the driver's process; the Ray executor runs one per actor (see `bench.ray_executor`), so
+    a worker holds no store: the driver alone claims and writes."""
+
+    def __init__(self, config: RunConfig, model_name: str) -> None:
+        self.inputs = prepare(config)
+        self.lm = load_model(model_name, dtype=config.dtype)
+        self.scorer_key = scorer_fingerprint()
+        cells = build_cells(self.inputs, self.lm, self.scorer_key)
+        self.cells = {cell.cell_hash: cell for cell in cells}
+        self.key = run_key(self.inputs, self.lm, self.scorer_key)
+        self._scorer: GenerationScorer | None = None
+
+    def cell_hashes(self) -> list[str]:
+        """Every cell of the grid for this model, in grid order."""
+        return list(self.cells)
+
+    def plan(self, done: Mapping[str, set[str]]) -> list[RowSpec]:
+        """The rows not in `done` (cell_hash -> stored scenario ids), in the order to make
+        them (see `plan`)."""
+        jobs = plan(self.inputs, list(self.cells.values()), done)
+        if not jobs:
+            return []
+        cue, budget = self.inputs.task.cue, self.inputs.config.decoding.max_new_tokens
+        lengths = prompt_ids(self.lm, [job.prompt for job in jobs], cue)
+        return [
+            RowSpec(j.cell.cell_hash, j.cell.gen_key, j.scenario.id, j.steering, len(ids) + budget)
+            for j, ids in zip(jobs, lengths, strict=True)
+        ]
+
+    def rows(self, specs: list[RowSpec], stored: Stored) -> list[GenerationRow]:
+        """Make (or, where `stored` holds the text, rescore) the rows of one batch."""
+        scenarios = {s.id: s for s in self.inputs.scenarios}
+        jobs = []
+        for spec in specs:
+            cell, scenario = self.cells[spec.cell_hash], scenarios[spec.scenario_id]
+            prompt = cell.steerer.prompt(scenario, cell.level)
+            jobs.append(Job(cell, scenario, prompt, stored.get((spec.gen_key, spec.scenario_id))))
+        self._scorer = self._scorer or GenerationScorer.build(
+            self.inputs.task, self.inputs.exemplars, self.inputs.split_scenarios
+        )
+        return _rows(self.inputs, self.lm, self._scorer, self.key, self.scorer_key, jobs)
+
+
+Work = Iterator[tuple[list[RowSpec], Stored]]
+"""Batches to make, pulled one at a time (a batch's rows are claimed as it is pulled)."""
+
+
+class Pool(Protocol):
+    """Workers of one model: plan a run and make its batches."""
+
+    def cell_hashes(self) -> list[str]: ...
+
+    def plan(self, done: Mapping[str, set[str]]) -> list[RowSpec]: ...
+
+    def map(self, work: Work) -> Iterator[list[GenerationRow]]:
+        """The rows of each batch of `work`, in the order they are done."""
+        ...
+
+
+class Executor(Protocol):
+    """How a run's rows are made: where workers run and how many."""
+
+    def pool(self, config: RunConfig, model_name: str) -> AbstractContextManager[Pool]: ...
+
+
+class LocalPool:
+    """One worker in this process: batches made one after another."""
+
+    def __init__(self, worker: ModelWorker) -> None:
+        self.worker = worker
+
+    def cell_hashes(self) -> list[str]:
+        return self.worker.cell_hashes()
+
+    def plan(self, done: Mapping[str, set[str]]) -> list[RowSpec]:
+        return self.worker.plan(done)
+
+    def map(self, work: Work) -> Iterator[list[GenerationRow]]:
+        for specs, stored in work:
+            yield self.worker.rows(specs, stored)
+
+
+class LocalExecutor:
+    """The default: everything in this process."""
+
+    @contextmanager
+    def pool(self, config: RunConfig, model_name: str) -> Iterator[Pool]:
+        yield LocalPool(ModelWorker(config, model_name))
+
+
+def run(config: RunConfig, executor: Executor | None = None) -> RunSummary:
     """Run every missing (cell, scenario) of the grid into `config.store`.
 
     Everything the user can get wrong (names, levels, hyperparameters, data, models) is
     checked before the store is opened, so a bad run leaves the store untouched. Each batch's
-    rows are claimed first, so runs sharing a store split the work. Rows of one
-    method setting (any level, seed or scenario), or of methods that steer through their
-    prompt alone, share batches of at most `batch_tokens`.
+    rows are claimed as it is handed to a worker, so runs sharing a store split the work, and
+    only this process writes the store. Rows of one method setting (any level, seed or
+    scenario), or of methods that steer through their prompt alone, share batches of at most
+    `batch_tokens`.
     """
     inputs = prepare(config)
-    scorer_key = scorer_fingerprint()
-    already = written = rescored = elsewhere = 0
+    executor = executor or LocalExecutor()
+    counts = Counter[str]()
     hashes: list[str] = []
     with ResultsStore(config.store, timeout_s=config.store_timeout_s) as store:
-        scorer: GenerationScorer | None = None
         for model_name in config.models:
-            lm = load_model(model_name, dtype=config.dtype)
-            cells = build_cells(inputs, lm, scorer_key)
-            key = run_key(inputs, lm, scorer_key)
-            hashes += [cell.cell_hash for cell in cells]
-            jobs = plan(inputs, lm, cells, store)
-            already += len(cells) * len(inputs.scenarios) - len(jobs)
-            if not jobs:
-                continue
-            scorer = scorer or GenerationScorer.build(
-                inputs.task, inputs.exemplars, inputs.split_scenarios
-            )
-            lengths = prompt_ids(lm, [job.prompt for job in jobs], inputs.task.cue)
-            sizes = [len(ids) + config.decoding.max_new_tokens for ids in lengths]
-            with tqdm(total=len(jobs), desc=f"generating ({lm.alias})", unit="text") as bar:
-                for batch in batches(jobs, sizes, config.batch_tokens):
-                    mine = store.claim((job.cell.cell_hash, job.scenario.id) for job in batch)
-                    claimed = [j for j in batch if (j.cell.cell_hash, j.scenario.id) in mine]
-                    elsewhere += len(batch) - len(claimed)
-                    if claimed:
-                        rows = _rows(inputs, lm, scorer, key, scorer_key, claimed)
+            with executor.pool(config, model_name) as pool:
+                cells = pool.cell_hashes()
+                hashes += cells
+                specs = pool.plan({cell: store.done_scenarios(cell) for cell in cells})
+                counts["already"] += len(cells) * len(inputs.scenarios) - len(specs)
+                if not specs:
+                    continue
+                with tqdm(total=len(specs), desc=f"generating ({model_name})", unit="text") as bar:
+                    work = _claimed(store, specs, config.batch_tokens, counts, bar)
+                    for rows in pool.map(work):
                         with section("store"):
-                            written += store.add(rows)
-                        rescored += sum(job.stored is not None for job in claimed)
-                    bar.update(len(batch))
-    return RunSummary(already, written, rescored, config.store, hashes, elsewhere)
+                            counts["written"] += store.add(rows)
+                        bar.update(len(rows))
+    return RunSummary(
+        counts["already"],
+        counts["written"],
+        counts["rescored"],
+        config.store,
+        hashes,
+        counts["elsewhere"],
+    )
+
+
+def _claimed(
+    store: ResultsStore, specs: list[RowSpec], budget: int, counts: Counter[str], bar: tqdm
+) -> Work:
+    """The batches of `specs`, each claimed as it is pulled: the rows still ours, with the
+    stored texts among them to rescore (rows another run holds are counted, not made)."""
+    for batch in batches(specs, [spec.size for spec in specs], budget):
+        mine = store.claim((s.cell_hash, s.scenario_id) for s in batch)
+        claimed = [s for s in batch if (s.cell_hash, s.scenario_id) in mine]
+        counts["elsewhere"] += len(batch) - len(claimed)
+        bar.update(len(batch) - len(claimed))
+        if claimed:
+            stored = _stored_texts(store, claimed)
+            counts["rescored"] += len(stored)
+            yield claimed, stored
+
+
+def _stored_texts(store: ResultsStore, specs: list[RowSpec]) -> Stored:
+    """The stored texts (under another scorer) of these rows' generation keys."""
+    stored: Stored = {}
+    for gen_key in dict.fromkeys(spec.gen_key for spec in specs):
+        for scenario_id, row in store.generated(gen_key).items():
+            stored[(gen_key, scenario_id)] = row
+    wanted = {(spec.gen_key, spec.scenario_id) for spec in specs}
+    return {key: row for key, row in stored.items() if key in wanted}
 
 
 def _rows(
@@ -421,4 +559,14 @@ def _rows(
     ]
 
 
-__all__ = ["LEVELS", "RunSummary", "expand_settings", "row_seed", "run", "stable_hash"]
+__all__ = [
+    "LEVELS",
+    "Executor",
+    "LocalExecutor",
+    "ModelWorker",
+    "RunSummary",
+    "expand_settings",
+    "row_seed",
+    "run",
+    "stable_hash",
+]

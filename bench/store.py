@@ -176,12 +176,21 @@ def read_only_uri(path: Path) -> str:
 
 
 def _encode(row: GenerationRow) -> dict[str, Any]:
+    """The row as SQL values; a row made now (no `created_at`) is stamped with the time."""
     record = asdict(row)
-    record.pop("created_at")
+    if not record["created_at"]:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        record["created_at"] = f"{stamp}.{int(now % 1 * 1000):03d}Z"
     for column in _JSON_COLUMNS:
         record[column] = json.dumps(record[column], sort_keys=True)
     record["finished"] = int(record["finished"])
     return record
+
+
+def _content(row: GenerationRow) -> dict[str, Any]:
+    """What a row says (all but when it was made)."""
+    return {**asdict(row), "created_at": ""}
 
 
 class ResultsStore:
@@ -374,6 +383,34 @@ class ResultsStore:
             raise self._write_error(error) from None
         return written
 
+    def merge(self, rows: Iterable[GenerationRow]) -> tuple[int, int]:
+        """Add rows made elsewhere (an export), all or none: a row whose key is stored must be
+        stored identically, and a generation key must keep its text; otherwise a `DataError`
+        and nothing is written. Returns (rows written, rows already here)."""
+        incoming = {(row.cell_hash, row.scenario_id): row for row in rows}
+        present = 0
+        for key, row in incoming.items():
+            stored = self._one("cell_hash = ? AND scenario_id = ?", key)
+            if stored is not None:
+                if _content(stored) != _content(row):
+                    raise DataError(
+                        f"{self.path} already holds row {key[1]} of cell {key[0][:12]} "
+                        "with other contents; nothing imported"
+                    )
+                present += 1
+                continue
+            same_text = self._one("gen_key = ? AND scenario_id = ?", (row.gen_key, key[1]))
+            if same_text is not None and same_text.text != row.text:
+                raise DataError(
+                    f"{self.path} holds another text for generation {row.gen_key[:12]} of "
+                    f"{key[1]}; nothing imported"
+                )
+        return self.add(incoming.values()), present
+
+    def _one(self, clause: str, values: tuple[str, str]) -> GenerationRow | None:
+        cursor = self._db.execute(f"SELECT * FROM generations WHERE {clause} LIMIT 1", values)
+        return next(self._decode(cursor), None)
+
     def rows(self, **where: Any) -> Iterator[GenerationRow]:
         """All rows, optionally filtered by equality on columns (e.g. method='none')."""
         known = {f.name for f in fields(GenerationRow)}
@@ -381,7 +418,10 @@ class ResultsStore:
             raise ValueError(f"unknown column(s): {', '.join(sorted(set(where) - known))}")
         clause = " AND ".join(f"{column} = :{column}" for column in where)
         sql = "SELECT * FROM generations" + (f" WHERE {clause}" if clause else "")
-        cursor = self._db.execute(sql + " ORDER BY rowid", where)
+        yield from self._decode(self._db.execute(sql + " ORDER BY rowid", where))
+
+    @staticmethod
+    def _decode(cursor: sqlite3.Cursor) -> Iterator[GenerationRow]:
         names = [description[0] for description in cursor.description]
         for values in cursor:
             record = dict(zip(names, values, strict=True))

@@ -11,7 +11,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from bench.cli import main
 from bench.errors import DataError
 from bench.store import APPLICATION_ID, SCHEMA_VERSION, GenerationRow, ResultsStore
 
@@ -255,3 +257,45 @@ def test_store_check_reports_a_corrupt_store_and_refuses_what_is_not_one(tmp_pat
     assert result.exit_code == 2 and "another application's" in result.stderr
     _not_sqlite(tmp_path / "t.sqlite")
     assert _check(tmp_path / "t.sqlite").exit_code == 2
+
+
+def test_an_export_imported_into_a_store_exports_back_to_the_same_bytes(tmp_path: Path) -> None:
+    from bench.report.export import write_export
+
+    source = tmp_path / "made.sqlite"
+    with ResultsStore(source) as store:
+        store.add([_row(i) for i in range(3)])
+        rows = list(store.rows())
+    first = tmp_path / "first.jsonl.gz"
+    write_export(rows, first, source="made.sqlite")
+    result = CliRunner().invoke(
+        main, ["store", "import", str(first), "--store", str(tmp_path / "copy.sqlite")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 rows imported, 0 already there" in result.output
+    again = CliRunner().invoke(
+        main, ["store", "import", str(first), "--store", str(tmp_path / "copy.sqlite")]
+    )
+    assert "0 rows imported, 3 already there" in again.output
+    with ResultsStore(tmp_path / "copy.sqlite", read_only=True) as store:
+        copied = list(store.rows())
+    second = tmp_path / "second.jsonl.gz"
+    write_export(copied, second, source="made.sqlite")
+    assert second.read_bytes() == first.read_bytes()
+
+
+def test_an_import_that_contradicts_the_store_writes_nothing(tmp_path: Path) -> None:
+    from bench.report.export import write_export
+
+    path = tmp_path / "store.sqlite"
+    with ResultsStore(path) as store:
+        store.add([_row(0)])
+    export = tmp_path / "other.jsonl.gz"
+    # a new row, and a row of a stored key that says something else: all or none
+    write_export([_row(1), _row(0, text="another text")], export, source="elsewhere")
+    before = _digest(path)
+    result = CliRunner().invoke(main, ["store", "import", str(export), "--store", str(path)])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert "with other contents; nothing imported" in result.output
+    assert _digest(path) == before

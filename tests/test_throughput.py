@@ -328,8 +328,7 @@ def test_methods_steering_by_prompt_alone_share_batches(
         ]
     )
     inputs = prepare(config)
-    with ResultsStore(config.store) as store:
-        jobs = plan(inputs, tiny_llama, build_cells(inputs, tiny_llama, "scorer"), store)
+    jobs = plan(inputs, build_cells(inputs, tiny_llama, "scorer"), done={})
     made = list(batches(jobs, [1] * len(jobs), budget=10_000))
     methods = [sorted({job.cell.setting.method for job in batch}) for batch in made]
     assert methods == [["none", "prompting"], ["caa"], ["caa"]]
