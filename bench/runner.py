@@ -465,13 +465,13 @@ def _claimed(
 
 
 def _stored_texts(store: ResultsStore, specs: list[RowSpec]) -> Stored:
-    """The stored texts (under another scorer) of these rows' generation keys."""
+    """The stored texts (under another scorer) of these rows' generation keys: one indexed
+    lookup per row, on the rows of the batch only."""
     stored: Stored = {}
-    for gen_key in dict.fromkeys(spec.gen_key for spec in specs):
-        for scenario_id, row in store.generated(gen_key).items():
-            stored[(gen_key, scenario_id)] = row
-    wanted = {(spec.gen_key, spec.scenario_id) for spec in specs}
-    return {key: row for key, row in stored.items() if key in wanted}
+    for spec in specs:
+        for row in store.rows(gen_key=spec.gen_key, scenario_id=spec.scenario_id):
+            stored[(spec.gen_key, spec.scenario_id)] = row
+    return stored
 
 
 def _rows(
