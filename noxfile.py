@@ -30,7 +30,10 @@ SAE_DIR = "runs/sae/smollm2-135m-L15-query-topk"
 ALIGNED_DIR = "runs/sae/smollm2-135m-L15-query-aligned"
 # The paper's committed inputs: per-sample exports of the dev sweeps that chose each setting
 # and of the test run, the scorer's validation and the SAEs' evaluations.
-DEV_EXPORTS = ["results/paper/exports/dev-sweep-smollm2-135m.jsonl.gz"]
+DEV_EXPORTS = [
+    "results/paper/exports/dev-sweep-smollm2-135m.jsonl.gz",
+    "results/paper/exports/dev-sae-smollm2-135m.jsonl.gz",
+]
 TEST_EXPORT = "results/paper/exports/test-smollm2-135m.jsonl.gz"
 SUMMARY = "results/paper/summary.json"
 VALIDATION = "results/scorer/validation.json"

@@ -112,8 +112,8 @@ def test_each_concept_lands_in_its_slot(planted: dict) -> None:
 
 
 def test_alignment_costs_little_reconstruction(planted: dict) -> None:
-    before = reconstruction_metrics(planted["stage1"], planted["test_tokens"])["fve"]
-    after = reconstruction_metrics(planted["stage2"], planted["test_tokens"])["fve"]
+    before = reconstruction_metrics(planted["stage1"], planted["test_tokens"])["explained_variance"]
+    after = reconstruction_metrics(planted["stage2"], planted["test_tokens"])["explained_variance"]
     assert before > 0.8 and before - after < 0.02, (before, after)
 
 

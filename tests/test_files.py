@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
+from bench.data.annotations import load_annotations
 from bench.data.files import read_csv
 from bench.data.roles import load_exemplars
 from bench.errors import DataError
@@ -99,3 +100,25 @@ def test_broken_csv_and_exemplars_in_another_encoding_are_one_line(tmp_path: Pat
     )
     _one_line_error(result, "is not utf-8 text")
     assert not store.exists()
+
+
+def test_annotations_in_another_encoding_need_their_encoding_named(tmp_path: Path) -> None:
+    first = load_annotations()[0]
+    first["text"] = "Qu'est-ce qu'un café ?"
+    annotations = tmp_path / "annotations.jsonl"
+    annotations.write_bytes((json.dumps(first, ensure_ascii=False) + "\n").encode("latin-1"))
+    before = annotations.read_bytes()
+    result = _score("agreement", "--annotations", str(annotations), "--store", "missing.sqlite")
+    _one_line_error(result, "annotations.jsonl:1: byte 0xe9 is not utf-8 text")
+    assert load_annotations(annotations, encoding="latin-1")[0]["text"] == first["text"]
+    result = _score(
+        "agreement",
+        "--annotations",
+        str(annotations),
+        "--encoding",
+        "latin-1",
+        "--store",
+        str(tmp_path / "missing.sqlite"),
+    )
+    _one_line_error(result, "missing.sqlite")  # read past the bytes, on to the store
+    assert annotations.read_bytes() == before and not (tmp_path / "missing.sqlite").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 
@@ -19,13 +20,16 @@ from bench.data.levels import LEVELS
 from bench.errors import DataError
 from bench.report.export import load_rows, read_export, write_export
 from bench.report.figures import FIGURES, draw_figures
-from bench.report.paper import paper_files
+from bench.report.paper import paper_files, setting_text
+from bench.report.stats import cluster_bootstrap
 from bench.report.summary import (
     Inputs,
     build_summary,
     load_inputs,
+    mechanism_records,
     minimum_detectable,
     read_summary,
+    sae_record,
     steerability_values,
     summary_json,
 )
@@ -193,6 +197,14 @@ def test_the_paper_files_come_from_the_summary_file_alone(tmp_path: Path, summar
     assert r"\csname bench@test/caa/vs-control/success\endcsname" in from_file["values.tex"]
 
 
+def test_a_setting_names_its_sae_by_folder_and_escapes_for_tex() -> None:
+    label = "alpha=2.0,positions=generated,sae=runs/sae/smollm2-135m-L15-query_aligned"
+    assert setting_text(label) == (
+        r"alpha=2.0, positions=generated, sae=smollm2-135m-L15-query\_aligned"
+    )
+    assert setting_text("-") == "--"
+
+
 def test_minimum_detectable_difference_follows_the_normal_approximation() -> None:
     assert minimum_detectable(1.0, 1) == pytest.approx(1.959964 + 0.841621, abs=1e-5)
     assert minimum_detectable(0.5, 100) == pytest.approx(0.5 * 2.801585 / 10, abs=1e-6)
@@ -204,6 +216,41 @@ def test_steerability_pairs_each_text_with_its_control() -> None:
     assert set(values) == {"prompting", "caa", "query_sae"}
     assert all(len(v) == 8 for v in values.values())  # one mean per test scenario
     assert all(-1 <= x <= 1 for v in values.values() for x in v)
+
+
+def test_a_committed_evaluation_under_the_old_names_is_a_saelens_record() -> None:
+    path = Path(__file__).parents[1] / "results" / "sae" / "eval-aligned.json"
+    evaluation = json.loads(path.read_text(encoding="utf-8"))
+    record = sae_record(path, evaluation)
+    assert record["explained_variance"] == evaluation.get(
+        "fve", evaluation.get("explained_variance")
+    )
+    assert 0 < record["frac_alive"] <= 1 and record["ce_loss_score"] > 0.9
+    assert record["aligned"] and 0 <= record["binding_accuracy"] <= 1
+
+
+def test_the_mechanism_record_reads_the_attention_shift_against_the_move() -> None:
+    rows = fixture_rows()
+    for r in rows:  # the SAE texts' shift rises with their target probability
+        if r.method == "query_sae" and r.split == "test":
+            r.diagnostics["attention_kl"] = float(r.scores["level_probs"][r.level])
+    (record,) = mechanism_records(rows)
+    assert record["method"] == "query_sae" and record["n"] == 48 and record["scenarios"] == 8
+    assert record["spearman"] > 0.3
+    assert record["spearman_low"] <= record["spearman"] <= record["spearman_high"]
+    for r in rows:
+        if "attention_kl" in r.diagnostics:
+            r.diagnostics["attention_kl"] = -float(r.scores["level_probs"][r.level])
+    assert mechanism_records(rows)[0]["spearman"] < -0.3
+
+
+def test_a_two_column_statistic_resamples_whole_scenarios() -> None:
+    pairs = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, math.nan]])
+    estimate = cluster_bootstrap(pairs, ["a", "a", "b", "c"], statistic=lambda p: p[:, 1].max())
+    assert (estimate.value, estimate.n, estimate.clusters) == (2.0, 3, 2)  # NaN row left out
+    assert estimate.low == 1.0 and estimate.high == 2.0
+    with pytest.raises(ValueError, match="statistic"):
+        cluster_bootstrap(pairs, ["a", "a", "b", "c"])
 
 
 def test_every_figure_is_drawn_from_a_fixture_export(tmp_path: Path, summary: dict) -> None:
@@ -218,9 +265,10 @@ def test_every_figure_is_drawn_from_a_fixture_export(tmp_path: Path, summary: di
             "aligned": False,
             "explained_variance": 0.9,
             "l0": 8.0,
-            "dead_fraction": 0.0,
+            "frac_alive": 1.0,
             "ce_loss_score": 0.95,
-            "kl_div": 0.01,
+            "kl_div_with_sae": 0.01,
+            "kl_div_score": 0.9,
             "heldout_tokens": 100,
             "curve_tokens": [10, 20],
             "curve_explained_variance": [0.5, 0.8],
@@ -270,6 +318,26 @@ def test_cli_export_summary_paper_and_bad_input(tmp_path: Path) -> None:
         assert result.exit_code == 2, args
         assert result.output.startswith("error: ") and result.output.count("\n") == 1
     assert not (tmp_path / "s.json").exists() and not (tmp_path / "g").exists()
+
+
+def test_cli_export_keeps_only_the_chosen_methods(tmp_path: Path) -> None:
+    store = tmp_path / "store.sqlite"
+    with ResultsStore(store) as results:
+        results.add(fixture_rows())
+    methods = sorted({row.method for row in fixture_rows()})
+    chosen = methods[-1]
+    export = tmp_path / "one.jsonl.gz"
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(store), "--method", chosen, "--out", str(export)])
+    assert result.exit_code == 0, result.output
+    with gzip.open(export, "rt") as lines:
+        kept = {json.loads(line)["method"] for line in list(lines)[1:]}
+    assert kept == {chosen}
+    result = runner.invoke(
+        main, ["export", str(store), "--method", "no_such", "--out", str(tmp_path / "x.jsonl.gz")]
+    )
+    assert result.exit_code == 2 and "no rows for that selection" in result.output
+    assert not (tmp_path / "x.jsonl.gz").exists()
 
 
 # --- main.tex -------------------------------------------------------------------------------

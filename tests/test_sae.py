@@ -19,6 +19,7 @@ from bench.sae.activations import (
 )
 from bench.sae.base import SAEConfig, SparseAutoencoder
 from bench.sae.corpus import Document
+from bench.sae.metric_names import current_names
 from bench.sae.metrics import reconstruction_metrics, splice_metrics
 from bench.sae.registry import ARCHITECTURES, load_sae, make_sae
 from bench.sae.train import TrainSettings, train
@@ -59,7 +60,7 @@ def test_topk_sae_recovers_a_planted_dictionary(planted_store, tmp_path: Path) -
     decoder = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)
     best = (atoms @ decoder.T).max(dim=1).values  # each true atom's closest latent
     assert best.mean() >= 0.9, best
-    assert log["curve"][-1]["fve"] > 0.9
+    assert log["curve"][-1]["explained_variance"] > 0.9
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -79,7 +80,8 @@ def test_every_architecture_trains_and_sparsifies(
     )
     log = train(store, settings, tmp_path / architecture)
     first, last = log["curve"][0], log["curve"][-1]
-    assert last["fve"] > 0.6 and last["fve"] >= first["fve"] - 0.02
+    assert last["explained_variance"] > 0.6
+    assert last["explained_variance"] >= first["explained_variance"] - 0.02
     assert last["l0"] < 48  # sparser than dense
 
 
@@ -139,7 +141,7 @@ def test_reconstruction_metrics_on_a_perfect_and_a_zero_sae() -> None:
         sae.b_dec.zero_()
     x = torch.randn(100, 4)
     metrics = reconstruction_metrics(sae, x)  # relu(x) - relu(-x) = x exactly
-    assert metrics["fve"] == pytest.approx(1.0) and metrics["dead_fraction"] == 0.0
+    assert metrics["explained_variance"] == pytest.approx(1.0) and metrics["frac_alive"] == 1.0
     assert 3.0 < metrics["l0"] <= 4.0
 
 
@@ -210,6 +212,31 @@ def test_splice_metrics_are_consistent(tiny_llama: LoadedModel) -> None:
         for i in range(4)
     ]
     metrics = splice_metrics(tiny_llama, sae, docs)
-    assert metrics["ce_loss_recovered"] == pytest.approx(1.0, abs=1e-4)
-    assert metrics["kl_to_clean"] == pytest.approx(0.0, abs=1e-5)
-    assert metrics["ce_zero_ablation"] != pytest.approx(metrics["ce_clean"])
+    assert metrics["ce_loss_score"] == pytest.approx(1.0, abs=1e-4)
+    assert metrics["kl_div_with_sae"] == pytest.approx(0.0, abs=1e-5)
+    assert metrics["kl_div_score"] == pytest.approx(1.0, abs=1e-4)
+    assert metrics["ce_loss_with_ablation"] != pytest.approx(metrics["ce_loss_without_sae"])
+
+
+def test_an_evaluation_under_the_old_names_reads_under_saelens_names() -> None:
+    old = {
+        "fve": 0.89,
+        "l0": 32.0,
+        "dead_fraction": 0.25,
+        "ce_loss_recovered": 1.01,
+        "kl_to_clean": 0.001,
+        "stage1": {"fve": 0.9, "dead_fraction": 0.0},
+        "fve_drop": 0.01,
+        "curve": [{"tokens": 10, "fve": 0.5}],
+    }
+    assert current_names(old) == {
+        "explained_variance": 0.89,
+        "l0": 32.0,
+        "frac_alive": 0.75,
+        "ce_loss_score": 1.01,
+        "kl_div_with_sae": 0.001,
+        "stage1": {"explained_variance": 0.9, "frac_alive": 1.0},
+        "explained_variance_drop": 0.01,
+        "curve": [{"tokens": 10, "explained_variance": 0.5}],
+    }
+    assert current_names(current_names(old)) == current_names(old)

@@ -60,7 +60,8 @@ def test_the_aligned_sae_is_evaluated_on_scenarios_it_never_saw(pipeline: dict[s
     report = json.loads(out.read_text())
     assert report == json.loads(stdout)
     assert 0.0 <= report["binding_accuracy"] <= 1.0 and report["binding_texts"] > 0
-    assert report["fve_drop"] == pytest.approx(report["stage1"]["fve"] - report["fve"])
+    stage1 = report["stage1"]["explained_variance"]
+    assert report["explained_variance_drop"] == pytest.approx(stage1 - report["explained_variance"])
     assert report["splice_documents"] == 2
 
 

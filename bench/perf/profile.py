@@ -29,6 +29,18 @@ from bench.scoring.fluency import ContextReader, perplexities
 from bench.store import ResultsStore
 
 
+def profile_methods(vector_layer: int | None, sae: str | None) -> dict[str, dict[str, Any]]:
+    """The methods `bench perf --profile` times ({name: hparams}): the control and prompting,
+    CAA and ActAdd at `vector_layer`, query-SAE steering with `sae`, when given."""
+    methods: dict[str, dict[str, Any]] = {"none": {}, "prompting": {"wording": "described"}}
+    if vector_layer is not None:
+        methods["caa"] = {"layer": vector_layer}
+        methods["actadd"] = {"layer": vector_layer}
+    if sae is not None:
+        methods["query_sae"] = {"sae": sae}
+    return methods
+
+
 def profile_grid(
     model: str, methods: dict[str, dict[str, Any]], limit: int, overrides: list[str]
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:

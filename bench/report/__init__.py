@@ -1,1 +1,2 @@
-"""Tables and figures, built only from the results store (never from a model)."""
+"""Tables, figures, the results file and the paper's generated files, built only from stored rows
+(a store or its exports), never from a model."""

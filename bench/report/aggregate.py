@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import spearmanr
 
+from bench.criteria import Cuts, success
 from bench.data.levels import LEVELS
 from bench.errors import DataError
 from bench.report.stats import Estimate, cluster_bootstrap, paired_difference
-from bench.scoring.criteria import Cuts, success
 from bench.store import GenerationRow
 
 ALL_LEVELS = "all"
@@ -270,3 +270,16 @@ def summarize(rows: list[GenerationRow]) -> list[RunSummary]:
             )
         )
     return summaries
+
+
+def control_cuts(rows: list[GenerationRow], model: str, task: str, source: str) -> Cuts:
+    """The fluency cuts of the newest run in `rows` (read from `source`) with control rows
+    for `model` and `task`."""
+    runs = [
+        run
+        for run in summarize(rows)
+        if run.model == model and run.task == task and run.cuts is not None
+    ]
+    if not runs:
+        raise DataError(f"{source} has no control rows for model {model!r} and task {task!r}")
+    return runs[-1].cuts

@@ -113,3 +113,31 @@ def load_rows(source: str | Path, cell_hashes: Iterable[str] | None = None) -> l
             rows = list(store.rows())
     wanted = None if cell_hashes is None else set(cell_hashes)
     return [row for row in rows if wanted is None or row.cell_hash in wanted]
+
+
+def select_rows(
+    rows: list[GenerationRow],
+    source: str,
+    scorer: str | None = None,
+    split: str | None = None,
+    methods: Iterable[str] = (),
+) -> list[GenerationRow]:
+    """The rows of one scorer for an export, optionally of one split and some methods; an
+    empty selection, or rows of several scorers without a choice, is an error."""
+    wanted = set(methods)
+    chosen = [
+        row
+        for row in rows
+        if (scorer is None or row.scorer == scorer)
+        and (split is None or row.split == split)
+        and (not wanted or row.method in wanted)
+    ]
+    if not chosen:
+        raise DataError(f"{source} has no rows for that selection")
+    scorers = sorted({row.scorer for row in chosen})
+    if len(scorers) > 1:
+        raise DataError(
+            f"{source} holds rows of {len(scorers)} scorers ({', '.join(scorers)}): "
+            "choose one with --scorer"
+        )
+    return chosen

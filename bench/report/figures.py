@@ -9,7 +9,6 @@ validation file) is not drawn, and `draw_figures` says which and why.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +24,7 @@ from matplotlib.figure import Figure
 
 from bench.atomic import make_folder
 from bench.data.levels import LEVELS
-from bench.report.summary import (
-    control_pairs,
-    minimum_detectable,
-    steerability_values,
-    target_probability,
-)
+from bench.report.summary import mechanism_points, minimum_detectable, steerability_values
 from bench.store import GenerationRow
 
 METHOD_COLOURS = {
@@ -46,7 +40,6 @@ OTHER_COLOUR = "#CC79A7"
 METHOD_LABELS = {"none": "control", "few_shot": "few-shot", "caa": "CAA", "actadd": "ActAdd"}
 LEVEL_NAMES = [level.value for level in LEVELS]
 READ_LABELS = [*LEVEL_NAMES, "no task"]
-SAE_METHODS = ("query_sae", "align_sae")
 
 
 def colour(method: str) -> str:
@@ -306,19 +299,23 @@ def steerability(summary: dict, rows: list[GenerationRow]) -> Figure | str:
 def mechanism(summary: dict, rows: list[GenerationRow]) -> Figure | str:
     """(f) The seed paper's mechanism: attention shift (KL) against the change in the target
     level's probability, per text, for the SAE methods."""
-    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for r, ref in control_pairs([r for r in rows if r.split == "test"]):
-        if r.method in SAE_METHODS and "attention_kl" in r.diagnostics:
-            change = target_probability(r) - target_probability(ref)
-            points[r.method].append((r.diagnostics["attention_kl"], change))
+    points = mechanism_points(rows)
     if not points:
         return "no test-split rows of query_sae or align_sae with attention diagnostics"
+    rho = {r["method"]: r for r in summary.get("mechanism", [])}
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for method in _method_order(set(points)):
-        kl, change = np.array(points[method]).T
-        ax.scatter(kl, change, s=8, alpha=0.5, color=colour(method), label=label(method))
+        kl, change = np.array([(kl, change) for _, kl, change in points[method]]).T
+        name = label(method)
+        if method in rho:
+            r = rho[method]
+            name += (
+                f" (ρ = {r['spearman']:+.2f} [{r['spearman_low']:+.2f}, {r['spearman_high']:+.2f}])"
+            )
+        ax.scatter(np.maximum(kl, 1e-4), change, s=8, alpha=0.5, color=colour(method), label=name)
     ax.axhline(0, color="#777777", lw=0.8)
-    ax.set_xlabel("attention shift at the steered layer (KL, clean → steered)")
+    ax.set_xscale("log")  # the methods' shifts differ by orders of magnitude
+    ax.set_xlabel("attention shift at the steered layer (KL, clean → steered; log scale)")
     ax.set_ylabel("Δ P(target level), method − control")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

@@ -5,13 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bench.report.aggregate import summarize
-from bench.report.tables import (
-    confusion_tables,
-    diagnostics_table,
-    differences_table,
-    per_level_table,
-    run_heading,
-)
+from bench.report.tables import run_report
 from bench.store import GenerationRow
 
 
@@ -34,26 +28,6 @@ def results_page(rows: list[GenerationRow], title: str, how: str) -> str:
         "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
     ]
     for run in summarize(rows):
-        lines += [
-            "",
-            f"## Run {run.run_key}: {run.model}, task {run.task}, {run.split} split",
-            "",
-            run_heading(run),
-            "",
-            "### Per target level",
-            "",
-            per_level_table(run),
-            "",
-            "### Paired differences",
-            "",
-            differences_table(run),
-        ]
-        if diagnostics := diagnostics_table(run):
-            lines += ["", "### Steering diagnostics", "", diagnostics]
-        lines += [
-            "",
-            "### Confusion (level the scorer reads, per target level)",
-            "",
-            confusion_tables(run),
-        ]
+        lines += ["", f"## Run {run.run_key}: {run.model}, task {run.task}, {run.split} split"]
+        lines += ["", run_report(run, confusion=True, headings="### ")]
     return "\n".join([*lines, ""])

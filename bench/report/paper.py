@@ -8,7 +8,7 @@ summary alone, so the same summary gives the same bytes.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bench.atomic import make_folder, write_atomically
@@ -22,7 +22,13 @@ TABLE_METRICS = (
     ("relevant", "relevant"),
     ("leaks", "leaks"),
 )
-SAE_DIGITS = {"explained_variance": 3, "ce_loss_score": 3, "l0": 1, "dead_fraction": 3, "kl_div": 4}
+SAE_DIGITS = {
+    "explained_variance": 3,
+    "ce_loss_score": 3,
+    "l0": 1,
+    "frac_alive": 3,
+    "kl_div_with_sae": 4,
+}
 
 
 def tex_escape(text: str) -> str:
@@ -61,7 +67,18 @@ def method_name(method: str) -> str:
 
 
 def setting_text(hparams: str) -> str:
-    return "--" if hparams == "-" else tex_escape(hparams.replace(",", ", "))
+    """A setting as the paper prints it: an SAE by its folder's name, not its path."""
+    if hparams == "-":
+        return "--"
+    parts = [
+        f"sae={PurePosixPath(part.removeprefix('sae=')).name}" if part.startswith("sae=") else part
+        for part in hparams.split(",")
+    ]
+    return tex_escape(", ".join(parts))
+
+
+SETTING_COLUMN = r">{\raggedright\arraybackslash}p{3.4cm}"
+"""The setting column wraps (an SAE method's setting is long); needs the array package."""
 
 
 class Values:
@@ -136,6 +153,12 @@ def _run_values(values: Values, summary: dict[str, Any]) -> None:
         base = f"{record['split']}/{key_part(record['method'])}/steerability"
         values.add(f"{base}/median", number(record["median"]))
         values.add(f"{base}/away", percent(record["away"]))
+    for record in summary["mechanism"]:
+        base = f"{record['split']}/{key_part(record['method'])}/mechanism"
+        values.add(f"{base}/spearman", number(record["spearman"], signed=True))
+        values.add(f"{base}/spearman-ci", interval(record, "spearman", signed=True))
+        values.add(f"{base}/median-kl", number(record["median_kl"], digits=3))
+        values.add(f"{base}/n", f"{record['n']:,}")
     protocol = summary["protocol"]
     values.add("protocol/confidence", percent(protocol["confidence"]))
     values.add("protocol/power", percent(protocol["power"]))
@@ -206,7 +229,7 @@ def _results_table(cells: list[dict[str, Any]], source: str) -> str:
         for c in sorted(cells, key=lambda c: _order(c["method"]))
     ]
     header = ["method", "setting", *(name for _, name in TABLE_METRICS)]
-    return _tabular("ll" + "r" * len(TABLE_METRICS), header, body, source)
+    return _tabular("l" + SETTING_COLUMN + "r" * len(TABLE_METRICS), header, body, source)
 
 
 def _differences_table(summary: dict[str, Any], source: str) -> str:
@@ -247,7 +270,7 @@ def _dev_table(summary: dict[str, Any], source: str) -> str:
         for c in sorted(cells, key=lambda c: (_order(c["method"]), c["hparams"]))
     ]
     header = ["method", "setting", "success", "Bloom exact", "fluent", "relevant"]
-    return _tabular("llrrrr", header, body, source)
+    return _tabular("l" + SETTING_COLUMN + "rrrr", header, body, source)
 
 
 def _scorer_table(summary: dict[str, Any], source: str) -> str:
@@ -267,13 +290,13 @@ def _sae_table(summary: dict[str, Any], source: str) -> str:
             f"{r['d_sae']:,}" + (" (aligned)" if r["aligned"] else ""),
             number(r["explained_variance"], 3),
             number(r["l0"], 1),
-            number(r["dead_fraction"], 3),
+            number(r["frac_alive"], 3),
             number(r["ce_loss_score"], 3),
-            number(r["kl_div"], 4),
+            number(r["kl_div_with_sae"], 4),
         ]
         for r in summary["sae"]
     ]
-    header = ["layer", "latents", "explained var.", "L0", "dead", "CE loss score", "KL"]
+    header = ["layer", "latents", "explained var.", "L0", "alive", "CE loss score", "KL"]
     return _tabular("rlrrrrr", header, body, source)
 
 

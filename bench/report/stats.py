@@ -63,12 +63,15 @@ def cluster_bootstrap(
 ) -> Estimate:
     """Percentile interval from resampling clusters (default statistic: the row mean).
 
-    A `proportion` (0/1 values, the mean) also gets at least the Wilson interval over the
-    number of clusters."""
+    `values` may be 2-D (one row per observation, e.g. pairs for a correlation) when a
+    `statistic` of such rows is given; a row with a NaN is left out. A `proportion` (0/1
+    values, the mean) also gets at least the Wilson interval over the number of clusters."""
     data = np.asarray(values, dtype=float)
     if len(data) != len(clusters):
         raise ValueError("need one cluster label per value")
-    keep = ~np.isnan(data)
+    if data.ndim == 2 and statistic is None:
+        raise ValueError("2-D values need a statistic")
+    keep = ~np.isnan(data) if data.ndim == 1 else ~np.isnan(data).any(axis=1)
     data, labels = data[keep], [c for c, k in zip(clusters, keep, strict=True) if k]
     if len(data) == 0:
         return Estimate(math.nan, math.nan, math.nan, 0, 0)

@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import norm, spearmanr
 
+from bench.criteria import FLUENCY_QUANTILE, success
+from bench.data.annotations import load_annotations
 from bench.errors import DataError
 from bench.report.aggregate import ALL_LEVELS, CellAggregate, RunSummary, summarize
 from bench.report.export import EXPORT_SUFFIX, read_export, rows_sha256
-from bench.report.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, Estimate
-from bench.scoring.agreement import load_annotations
-from bench.scoring.criteria import FLUENCY_QUANTILE, success
+from bench.report.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, Estimate, cluster_bootstrap
+from bench.sae.metric_names import current_names
 from bench.scoring.relevance import RELEVANCE_TOP_K
 from bench.store import GenerationRow
 
@@ -74,6 +75,8 @@ def load_inputs(
 ) -> Inputs:
     """Rows of the exports (only exports: a summary must be rebuildable from committed files)
     and the optional validation and SAE evaluation files."""
+    if not exports:
+        raise DataError("give at least one export (`bench export` writes them)")
     rows: list[GenerationRow] = []
     sources = []
     for path in exports:
@@ -97,6 +100,7 @@ def sae_record(path: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
     explained variance during training when its log lies beside the evaluation
     (`<folder>/<SAE name>/training_log.json`, as under results/sae/)."""
     name = path.name
+    evaluation = current_names(evaluation)
     try:
         config = evaluation["config"]
         record = {
@@ -106,11 +110,12 @@ def sae_record(path: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
             "architecture": config["architecture"],
             "d_sae": config["d_sae"],
             "aligned": bool(config["concept_slots"]),
-            "explained_variance": evaluation["fve"],
+            "explained_variance": evaluation["explained_variance"],
             "l0": evaluation["l0"],
-            "dead_fraction": evaluation["dead_fraction"],
-            "ce_loss_score": evaluation["ce_loss_recovered"],
-            "kl_div": evaluation["kl_to_clean"],
+            "frac_alive": evaluation["frac_alive"],
+            "ce_loss_score": evaluation["ce_loss_score"],
+            "kl_div_with_sae": evaluation["kl_div_with_sae"],
+            "kl_div_score": evaluation.get("kl_div_score"),  # absent from older files
             "heldout_tokens": evaluation["heldout_tokens"],
         }
     except (KeyError, TypeError):
@@ -120,9 +125,9 @@ def sae_record(path: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
             record[extra] = evaluation[extra]
     log = path.parent / Path(str(evaluation["sae"])).name / "training_log.json"
     if log.is_file():
-        curve = _read_json(log).get("curve", [])
+        curve = current_names(_read_json(log)).get("curve", [])
         record["curve_tokens"] = [point["tokens"] for point in curve]
-        record["curve_explained_variance"] = [point["fve"] for point in curve]
+        record["curve_explained_variance"] = [point["explained_variance"] for point in curve]
     return record
 
 
@@ -219,6 +224,41 @@ def steerability_values(rows: list[GenerationRow], split: str = "test") -> dict[
         method: np.array([np.mean(v) for _, v in sorted(per.items())])
         for method, per in changes.items()
     }
+
+
+def mechanism_points(
+    rows: list[GenerationRow], split: str = "test"
+) -> dict[str, list[tuple[str, float, float]]]:
+    """Per method whose rows record the attention shift at the steered layer (the SAE
+    methods): per text, its scenario, the shift (KL, clean to steered) and the paired change
+    in the target level's probability (method minus control)."""
+    points: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    for r, ref in control_pairs([r for r in rows if r.split == split]):
+        if "attention_kl" in r.diagnostics:
+            change = target_probability(r) - target_probability(ref)
+            points[r.method].append((r.scenario_id, r.diagnostics["attention_kl"], change))
+    return dict(points)
+
+
+def _spearman(pairs: np.ndarray) -> float:
+    return float(spearmanr(pairs[:, 0], pairs[:, 1])[0])
+
+
+def mechanism_records(rows: list[GenerationRow]) -> list[dict[str, Any]]:
+    """Per SAE method on the test split: does a larger attention shift go with a larger move
+    toward the target? Spearman's rho over texts, its interval resampling scenarios."""
+    records = []
+    for method, points in sorted(mechanism_points(rows).items()):
+        scenarios = [scenario for scenario, _, _ in points]
+        pairs = np.array([(kl, change) for _, kl, change in points])
+        rho = cluster_bootstrap(pairs, scenarios, statistic=_spearman)
+        median_kl = round(float(np.median(pairs[:, 0])), 6)
+        records.append(
+            {"split": "test", "method": method, "median_kl": median_kl}
+            | _metric_fields("spearman", rho)
+            | {"n": rho.n, "scenarios": rho.clusters}
+        )
+    return records
 
 
 def power_records(rows: list[GenerationRow], runs: list[RunSummary]) -> list[dict[str, Any]]:
@@ -343,6 +383,7 @@ def build_summary(inputs: Inputs) -> dict[str, Any]:
             }
             for method, values in sorted(steerability_values(inputs.rows).items())
         ],
+        "mechanism": mechanism_records(inputs.rows),
         "protocol": {
             "confidence": CONFIDENCE,
             "bootstrap_resamples": BOOTSTRAP_RESAMPLES,

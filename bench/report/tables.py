@@ -140,3 +140,25 @@ def confusion_tables(run: RunSummary, tablefmt: str = "github") -> str:
         title = f"{group[0].method} {group[0].hparams}".removesuffix(" -")
         blocks.append(f"{title}\n\n{tabulate(lines, headers=headers, tablefmt=tablefmt)}")
     return "\n\n".join(blocks)
+
+
+def run_report(run: RunSummary, confusion: bool, headings: str = "") -> str:
+    """Everything a run shows, in order: its heading, the per-level table, the paired
+    differences, the steering diagnostics (when measured) and, with `confusion`, the
+    confusion tables. `headings` is the prefix of each part's title ("### " on the results
+    page); without it each title is a line ending in a colon, as `bench run` prints them."""
+    parts = [
+        ("Per target level", per_level_table(run)),
+        ("Paired differences", differences_table(run)),
+    ]
+    if diagnostics := diagnostics_table(run):
+        parts.append(("Steering diagnostics", diagnostics))
+    if confusion:
+        title = "Confusion (level the scorer reads, per target level)"
+        parts.append((title, confusion_tables(run)))
+    blocks = [run_heading(run)]
+    blocks += [
+        f"{headings}{title}\n\n{table}" if headings else f"{title}:\n{table}"
+        for title, table in parts
+    ]
+    return "\n\n".join(blocks)

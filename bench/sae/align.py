@@ -56,7 +56,7 @@ class AlignSettings:
     """Labeled texts per step (binding)."""
     eval_every: int = 50
     eval_tokens: int = 65_536
-    """Held-out unlabeled tokens for the FVE curve, evenly spaced over the split."""
+    """Held-out unlabeled tokens for the explained-variance curve, evenly spaced over the split."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -243,7 +243,7 @@ def align(
                     point.pop("slot_purity_per_concept")
                     curve.append(point)
                     bar.set_postfix(
-                        fve=f"{point['fve']:.3f}",
+                        ev=f"{point['explained_variance']:.3f}",
                         binding=f"{point['binding_accuracy']:.2f}",
                         bind_loss=f"{bind.item():.3f}",
                     )

@@ -1,5 +1,7 @@
-"""SAE evaluation with SAELens' standard names: explained variance (FVE), L0, dead
-latents, and the language-model cost of splicing the SAE in (CE loss recovered, KL).
+"""SAE evaluation under SAELens / SAEBench's names: `explained_variance`, `l0`, `frac_alive`,
+and the language-model cost of splicing the SAE in (`ce_loss_score`, `kl_div_score`, with the
+losses and divergences they come from). Files written under older names still load
+(`bench.sae.metric_names`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from bench.sae.corpus import Document
 def reconstruction_metrics(
     sae: SparseAutoencoder, activations: torch.Tensor, batch_size: int = 8192
 ) -> dict[str, float]:
-    """FVE (1 - residual / total variance), mean L0, and the share of latents that never
-    fire on `activations` [n, d_in]."""
+    """Explained variance (1 - residual / total variance), mean L0, and the share of latents
+    that fire at least once on `activations` [n, d_in]."""
     residual = total = l0 = 0.0
     fired = torch.zeros(sae.config.d_sae, dtype=torch.bool, device=activations.device)
     mean = activations.mean(dim=0)
@@ -33,9 +35,9 @@ def reconstruction_metrics(
         l0 += active.sum().item()
         fired |= active.any(dim=0)
     return {
-        "fve": 1 - residual / total,
+        "explained_variance": 1 - residual / total,
         "l0": l0 / len(activations),
-        "dead_fraction": 1 - fired.float().mean().item(),
+        "frac_alive": fired.float().mean().item(),
     }
 
 
@@ -53,11 +55,13 @@ def splice_metrics(
     context: int = 384,
 ) -> dict[str, float]:
     """Next-token CE with the site clean, replaced by the SAE's reconstruction, and zeroed;
-    CE loss recovered = (CE_zero - CE_sae) / (CE_zero - CE_clean); mean KL(clean || sae)."""
+    ce_loss_score = (CE_zero - CE_sae) / (CE_zero - CE_clean); the mean KL from the clean
+    model with the SAE and with the site zeroed, and kl_div_score = (KL_zero - KL_sae) /
+    KL_zero."""
     site = site_for(lm, sae.config.site, sae.config.hook_layer)
     device = lm.device
     sae = sae.to(device)
-    sums = {"clean": 0.0, "sae": 0.0, "zero": 0.0, "kl": 0.0}
+    sums = {"clean": 0.0, "sae": 0.0, "zero": 0.0, "kl_sae": 0.0, "kl_zero": 0.0}
     count = 0
     for _, input_ids, attention, _ in batches(lm, docs, batch_size, context):
         input_ids, attention = input_ids.to(device), attention.to(device)
@@ -72,17 +76,19 @@ def splice_metrics(
         for name, values in (("clean", clean), ("sae", spliced), ("zero", zeroed)):
             nll = -values.gather(-1, target[..., None]).squeeze(-1)
             sums[name] += nll[scored].sum().item()
-        kl = (clean.exp() * (clean - spliced)).sum(-1)
-        sums["kl"] += kl[scored].sum().item()
+        for name, values in (("kl_sae", spliced), ("kl_zero", zeroed)):
+            kl = (clean.exp() * (clean - values)).sum(-1)
+            sums[name] += kl[scored].sum().item()
         count += int(scored.sum())
-    ce = {name: sums[name] / count for name in ("clean", "sae", "zero")}
-    recovered = (ce["zero"] - ce["sae"]) / (ce["zero"] - ce["clean"])
+    mean = {name: total / count for name, total in sums.items()}
     return {
-        "ce_clean": ce["clean"],
-        "ce_sae": ce["sae"],
-        "ce_zero_ablation": ce["zero"],
-        "ce_loss_recovered": recovered,
-        "kl_to_clean": sums["kl"] / count,
+        "ce_loss_without_sae": mean["clean"],
+        "ce_loss_with_sae": mean["sae"],
+        "ce_loss_with_ablation": mean["zero"],
+        "ce_loss_score": (mean["zero"] - mean["sae"]) / (mean["zero"] - mean["clean"]),
+        "kl_div_with_sae": mean["kl_sae"],
+        "kl_div_with_ablation": mean["kl_zero"],
+        "kl_div_score": (mean["kl_zero"] - mean["kl_sae"]) / mean["kl_zero"],
         "tokens": count,
     }
 

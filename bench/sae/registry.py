@@ -7,16 +7,15 @@ from pathlib import Path
 import torch
 
 from bench.errors import UnknownNameError
+from bench.registry import unique
 from bench.sae.base import SAEConfig, SparseAutoencoder, read_config, read_weights
 from bench.sae.jumprelu import JumpReLUSAE
 from bench.sae.relu import ReLUSAE
 from bench.sae.topk import TopKSAE
 
-ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {
-    "topk": TopKSAE,
-    "relu": ReLUSAE,
-    "jumprelu": JumpReLUSAE,
-}
+ARCHITECTURES: dict[str, type[SparseAutoencoder]] = unique(
+    ((cls.architecture, cls) for cls in (TopKSAE, ReLUSAE, JumpReLUSAE)), "SAE architecture"
+)
 
 
 def make_sae(config: SAEConfig) -> SparseAutoencoder:

@@ -227,7 +227,7 @@ def train(
                     curve.append({"step": step, "tokens": step * settings.batch_size, **metrics})
                     bar.set_postfix(
                         loss=f"{loss.item():.4f}",
-                        fve=f"{metrics['fve']:.3f}",
+                        ev=f"{metrics['explained_variance']:.3f}",
                         l0=f"{metrics['l0']:.1f}",
                         dead=f"{float(dead.float().mean()):.3f}",
                     )

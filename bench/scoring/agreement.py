@@ -11,61 +11,20 @@ annotations: level macro-F1, task presence, and the success criterion's precisio
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from sklearn.metrics import cohen_kappa_score
 
+from bench.criteria import Cuts, success
+from bench.data.annotations import NO_TASK, annotated_success
 from bench.data.levels import LEVELS, parse_level
 from bench.data.roles import load_exemplars
-from bench.data.scenarios import Scenario, load_scenarios, packaged_path, read_jsonl
+from bench.data.scenarios import Scenario, load_scenarios
 from bench.data.tasks import task_from_config
 from bench.errors import DataError
 from bench.models.loading import load_model
-from bench.scoring.criteria import Cuts, success
 from bench.scoring.score import GenerationScorer
 from bench.scoring.validate import classification_metrics
-
-ANNOTATION_FIELDS = (
-    "id",
-    "scenario_id",
-    "split",
-    "model",
-    "task",
-    "method",
-    "target",
-    "text",
-    "label",
-)
-LABEL_FIELDS = ("level", "leaks", "on_topic", "fluent", "usable")
-NO_TASK = "none"
-
-
-def load_annotations(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """Annotated generations (the project's own by default), checked field by field."""
-    rows = read_jsonl(Path(path) if path else packaged_path("annotations.jsonl"), ANNOTATION_FIELDS)
-    for number, row in enumerate(rows, start=1):
-        label = row["label"]
-        missing = [f for f in LABEL_FIELDS if f not in label]
-        if missing:
-            raise DataError(f"annotation {number}: label lacks {', '.join(missing)}")
-        if label["level"] != NO_TASK:
-            label["level"] = parse_level(label["level"]).value
-        row["target"] = parse_level(row["target"]).value
-    if not rows:
-        raise DataError("no annotations")
-    return rows
-
-
-def annotated_success(row: dict[str, Any]) -> bool:
-    label = row["label"]
-    return bool(
-        label["usable"]
-        and label["on_topic"]
-        and label["fluent"]
-        and not label["leaks"]
-        and label["level"] == row["target"]
-    )
 
 
 def _precision_recall(predicted: list[bool], truth: list[bool]) -> dict[str, Any]:

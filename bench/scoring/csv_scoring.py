@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.criteria import Cuts, success
 from bench.data.files import DEFAULT_ENCODING, read_csv
 from bench.data.levels import LEVELS, parse_level
 from bench.data.roles import load_exemplars
 from bench.data.scenarios import Scenario
 from bench.data.tasks import Task
 from bench.errors import DataError, UnknownNameError
-from bench.scoring.criteria import Cuts, success
 from bench.scoring.relevance import RELEVANCE_TOP_K
 from bench.scoring.score import GenerationScorer
 

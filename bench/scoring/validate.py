@@ -34,6 +34,7 @@ from bench.data.roles import (
     load_no_task,
 )
 from bench.data.scenarios import load_scenarios, packaged_path, read_jsonl
+from bench.errors import DataError
 from bench.scoring.bloom import LEVEL_NAMES, LevelReader
 from bench.scoring.embeddings import sentence_encoder
 from bench.scoring.relevance import cosine
@@ -46,6 +47,16 @@ EXTERNAL_CANDIDATE = Path("../shared/data/bloom-external")
 def default_external_dir() -> Path | None:
     """The external validation folder when this machine has one, else None."""
     return EXTERNAL_CANDIDATE if EXTERNAL_CANDIDATE.is_dir() else None
+
+
+def external_folder(given: str | Path | None) -> Path | None:
+    """The external validation folder: the one given (it must exist), else this machine's
+    default when it has one."""
+    if given is None:
+        return default_external_dir()
+    if not Path(given).is_dir():
+        raise DataError(f"external folder not found: {given}")
+    return Path(given)
 
 
 def classification_metrics(
