@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_type_hints
@@ -79,6 +80,9 @@ class RunConfig:
                 raise ConfigError(f"config: '{name}' must not be empty")
         for level in self.levels:
             parse_level(level)
+        for seed in self.seeds:
+            if not -(2**63) <= seed < 2**63:
+                raise ConfigError(f"config: a seed must fit in 64 bits (signed), got {seed}")
         if self.split not in SPLITS:
             raise ConfigError(
                 f"config: split must be one of {', '.join(SPLITS)}, got {self.split!r}"
@@ -176,6 +180,10 @@ def _coerce(raw: dict[str, Any], source: str) -> RunConfig:
                 f"{source}: unknown decoding key(s) {bad}; known: {', '.join(sorted(fields))}"
             )
         check_values(Decoding, decoding, "decoding")  # before Decoding compares them
+        for key in ("temperature", "top_p"):
+            value = decoding.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{source}: decoding: {key} must be a finite number, got {value}")
         try:
             values["decoding"] = Decoding(**decoding)
         except (TypeError, ValueError) as error:
@@ -243,6 +251,22 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return merged
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the later one would
+    silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, **options: Any
 ) -> RunConfig:
@@ -255,11 +279,17 @@ def load_config(
         if not file.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
+        try:
+            loaded = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}: malformed YAML{where}") from None
+            problem = getattr(error, "problem", "")
+            what = problem if problem and problem.startswith("duplicate key") else "malformed YAML"
+            raise ConfigError(f"{path}: {what}{where}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

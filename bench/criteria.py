@@ -16,6 +16,22 @@ import numpy as np
 
 FLUENCY_QUANTILE = 0.95
 
+SCORE_KEYS = frozenset(
+    {
+        "pred_level",
+        "on_target",
+        "level_distance",
+        "sets_task",
+        "new_task",
+        "leaks",
+        "relevant",
+        "perplexity",
+        "repetition",
+    }
+)
+"""The scores every stored row carries (the scorer writes them; the criteria and the report
+read them). A row without one was scored by an older bench."""
+
 
 @dataclass(frozen=True)
 class Cuts:

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from itertools import product
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from tqdm.auto import tqdm
@@ -39,7 +40,7 @@ from bench.profiling import section
 from bench.provenance import git_commit, versions
 from bench.scoring.fingerprint import scorer_fingerprint
 from bench.scoring.score import GenerationScorer
-from bench.store import GenerationRow, ResultsStore
+from bench.store import GenerationRow, ResultsStore, discard_if_unused
 
 PLACEHOLDER = Scenario("placeholder", "{subject}", "{question}", "{student_answer}")
 """Rendered through a method's `prompt` to fingerprint its template for each level."""
@@ -423,6 +424,31 @@ def run(config: RunConfig, executor: Executor | None = None) -> RunSummary:
     executor = executor or LocalExecutor()
     counts = Counter[str]()
     hashes: list[str] = []
+    created = not Path(config.store).exists()
+    try:
+        _fill(config, inputs, executor, counts, hashes)
+    except BaseException:
+        if created:  # a run that fails before its first row leaves no store behind
+            discard_if_unused(config.store)
+        raise
+    return RunSummary(
+        counts["already"],
+        counts["written"],
+        counts["rescored"],
+        config.store,
+        hashes,
+        counts["elsewhere"],
+    )
+
+
+def _fill(
+    config: RunConfig,
+    inputs: RunInputs,
+    executor: Executor,
+    counts: Counter[str],
+    hashes: list[str],
+) -> None:
+    """Make every missing row of the grid into the store, counting what was done."""
     with ResultsStore(config.store, timeout_s=config.store_timeout_s) as store:
         for model_name in config.models:
             with executor.pool(config, model_name) as pool:
@@ -438,14 +464,6 @@ def run(config: RunConfig, executor: Executor | None = None) -> RunSummary:
                         with section("store"):
                             counts["written"] += store.add(rows)
                         bar.update(len(rows))
-    return RunSummary(
-        counts["already"],
-        counts["written"],
-        counts["rescored"],
-        config.store,
-        hashes,
-        counts["elsewhere"],
-    )
 
 
 def _claimed(

@@ -465,3 +465,19 @@ class ResultsStore:
             return []
         query = "SELECT owner, claimed_at FROM claims"
         return [(Owner.parse(owner), at) for owner, at in self._db.execute(query)]
+
+
+def discard_if_unused(path: str | Path) -> None:
+    """Remove a store a failed run created: only when it holds no row and no claim (so a run
+    that started on it meanwhile keeps it), with its WAL files."""
+    store = Path(path)
+    try:
+        with sqlite3.connect(store, timeout=0) as db:
+            rows = db.execute("SELECT count(*) FROM generations").fetchone()[0]
+            claims = db.execute("SELECT count(*) FROM claims").fetchone()[0]
+        db.close()
+    except sqlite3.Error:
+        return  # locked or not ours to judge: keep it
+    if rows == 0 and claims == 0:
+        for leftover in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
+            leftover.unlink(missing_ok=True)

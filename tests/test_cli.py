@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
+from bench.criteria import SCORE_KEYS
 from bench.store import ResultsStore
 
 FAST = ["decoding.max_new_tokens=4", "batch_tokens=600"]
@@ -39,6 +40,7 @@ def test_run_writes_rows_then_resumes(tmp_path: Path) -> None:
     assert "24 rows were already done; wrote 0 new rows" in out
     with ResultsStore(store) as opened:
         assert opened.count() == 24
+        assert all(row.scores.keys() >= SCORE_KEYS for row in opened.rows())
 
 
 def test_run_extends_a_smaller_run(tmp_path: Path) -> None:

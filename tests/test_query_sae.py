@@ -13,7 +13,7 @@ from bench.data.levels import Level
 from bench.data.roles import load_exemplars
 from bench.data.scenarios import Scenario
 from bench.data.tasks import TASKS
-from bench.methods import query_sae
+from bench.methods import sae_site
 from bench.methods.query_sae import QuerySAESteering, code_step
 from bench.models.generation import Decoding, generate, render_prompt
 from bench.models.loading import LoadedModel
@@ -124,9 +124,9 @@ def test_prototypes_are_read_once_per_sae_and_kept(
     the same prototypes; another SAE's are computed anew."""
     first = _steerer(tiny_llama, tmp_path)
     reads: list[int] = []
-    original = query_sae.reply_activations
+    original = sae_site.reply_activations
     monkeypatch.setattr(
-        query_sae,
+        sae_site,
         "reply_activations",
         lambda *args: reads.append(1) or original(*args),
     )

@@ -11,7 +11,9 @@ from bench.errors import BenchError
 def _split_levels(
     _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[str, ...] | None:
-    names = [name for value in values for name in value.split(",") if name.strip()]
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if values and not names:
+        raise click.BadParameter("give at least one level, e.g. Remember,Create")
     return tuple(names) or None
 
 

@@ -36,7 +36,11 @@ def load_annotations(
     source = Path(path) if path else packaged_path("annotations.jsonl")
     rows = read_jsonl(source, ANNOTATION_FIELDS, encoding)
     for number, row in enumerate(rows, start=1):
+        if not isinstance(row["text"], str):  # empty is a text a model can write
+            raise DataError(f"annotation {number}: text must be a string, got {row['text']!r}")
         label = row["label"]
+        if not isinstance(label, dict):
+            raise DataError(f"annotation {number}: label must be an object, got {label!r}")
         missing = [f for f in LABEL_FIELDS if f not in label]
         if missing:
             raise DataError(f"annotation {number}: label lacks {', '.join(missing)}")

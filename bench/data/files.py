@@ -48,7 +48,18 @@ def read_csv(
     """(column names, rows) of a CSV with a header row."""
     reader = csv.DictReader(io.StringIO(read_text(path, encoding), newline=""), strict=True)
     try:
-        rows = list(reader)
+        columns = list(reader.fieldnames or [])
+        rows = []
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path}:{reader.line_num}: more fields than the header's")
+            if None in row.values():
+                raise DataError(f"{path}:{reader.line_num}: fewer fields than the header's")
+            rows.append(row)
     except csv.Error as error:
         raise DataError(f"{path}: not valid CSV after line {reader.line_num} ({error})") from None
-    return list(reader.fieldnames or []), rows
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if twice:
+        named = ", ".join(map(repr, twice))
+        raise DataError(f"{path}: column(s) {named} named twice in the header")
+    return columns, rows

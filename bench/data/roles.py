@@ -55,6 +55,8 @@ def load_labeled_csv(path: str | Path, encoding: str = DEFAULT_ENCODING) -> data
             level = parse_level(row["level"] or "")
         except UnknownNameError as error:
             raise DataError(f"{path}:{number}: {error}") from None
+        if not row["text"].strip():
+            raise DataError(f"{path}:{number}: empty text")
         rows.append({"id": f"csv-{number - 1}", "text": row["text"], "level": level.value})
     if not rows:
         raise DataError(f"{path}: no rows")
@@ -70,9 +72,11 @@ def _load(
     if path is not None and str(path).lower().endswith(".csv"):
         return load_labeled_csv(path, encoding)
     rows = read_jsonl(Path(path) if path else packaged_path(name), fields, encoding)
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         if "level" in fields:
             row["level"] = parse_level(row["level"]).value
+        if "text" in fields and (not isinstance(row["text"], str) or not row["text"].strip()):
+            raise DataError(f"{path or name}: row {number}: the text is empty or not a text")
     return datasets.Dataset.from_list([{k: row[k] for k in fields} for row in rows])
 
 
@@ -94,6 +98,10 @@ def load_exemplars(
     """Texts labeled by level, for separate scenarios (what methods learn from); `form`
     keeps those of one task's kind ('question' or 'feedback') when the data says."""
     data = _load("exemplars.jsonl", EXEMPLAR_FIELDS, path, encoding)
+    if "question" not in data.column_names:  # a user CSV: its exemplars have no scenario
+        data = data.add_column("scenario_key", list(data["id"]))
+        for name in ("subject", "question", "student_answer"):
+            data = data.add_column(name, [""] * len(data))
     if form is not None and "form" in data.column_names:
         data = data.filter(lambda row: row["form"] == form)
         if not len(data):

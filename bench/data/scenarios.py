@@ -54,6 +54,8 @@ def read_jsonl(
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: a JSON object expected, got {type(row).__name__}")
         missing = [name for name in required if name not in row]
         if missing:
             raise DataError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
@@ -94,6 +96,27 @@ def load_scenarios(
     else:
         file = Path(path) if path else packaged_path("scenarios.jsonl")
         rows = read_jsonl(file, SCENARIO_FIELDS, encoding)
+        check_scenarios(rows, file)
     if split is not None:
         rows = [row for row in rows if row["split"] == split]
+        if not rows:
+            raise DataError(f"{path or 'scenarios.jsonl'}: no scenarios of split {split!r}")
     return datasets.Dataset.from_list([{k: row[k] for k in SCENARIO_FIELDS} for row in rows])
+
+
+def check_scenarios(rows: list[dict], path: Path) -> None:
+    """Refuse scenarios a run cannot use: none at all, an id twice, a split not named as
+    the harness names them, or a subject, question or answer that is not a non-empty text."""
+    if not rows:
+        raise DataError(f"{path}: no scenarios")
+    seen: set[str] = set()
+    for number, row in enumerate(rows, start=1):
+        where = f"{path}: scenario {number}"
+        for name in ("id", "subject", "question", "student_answer"):
+            if not isinstance(row[name], str) or not row[name].strip():
+                raise DataError(f"{where}: {name} must be a non-empty text, got {row[name]!r}")
+        if row["id"] in seen:
+            raise DataError(f"{where}: id {row['id']!r} given twice")
+        seen.add(row["id"])
+        if row["split"] not in SPLITS:
+            raise DataError(f"{where}: split {row['split']!r} is not one of {', '.join(SPLITS)}")

@@ -5,8 +5,8 @@ each level's stand-in slot is the latent whose mean activation on that level's e
 exceeds its mean on the other levels' the most (the paper's ablation: what alignment adds).
 At every steered position: encode, zero the most active level slot, set the target's to
 alpha times its mean activation on the target level's exemplars, decode, and keep the SAE's
-error term. alpha = 0 is the unsteered model exactly. The attention-shift diagnostics and the
-positions rule are the query-SAE method's.
+error term. alpha = 0 is the unsteered model exactly. The SAE, the per-level mean codes, the
+positions rule and the attention-shift diagnostics are `SAESiteSteerer`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from bench.data.levels import LEVELS
 from bench.errors import ConfigError
 from bench.methods.base import HParam
-from bench.methods.query_sae import QuerySAESteering
+from bench.methods.sae_site import SAESiteSteerer
 from bench.models.loading import LoadedModel
 from bench.sae.align import swap_concept
 from bench.sae.base import weights_sha256
@@ -40,16 +40,24 @@ def separating_latents(prototypes: torch.Tensor) -> torch.Tensor:
     return torch.tensor(chosen)
 
 
-class AlignSAESteering(QuerySAESteering):
+class AlignSAESteering(SAESiteSteerer):
     """Concept swap in an aligned (or, as the ablation, a stage-1) query SAE."""
 
     name: ClassVar[str] = "align_sae"
     hparams: ClassVar[tuple[HParam, ...]] = (
         HParam(
-            "sae", "str", doc="directory of a query-site SAE (aligned or stage 1)", stage="build"
+            "sae",
+            "str",
+            doc="directory of a query-site SAE (aligned or stage 1)",
+            stage="build",
         ),
-        HParam("alpha", "float", 2.0, "target slot = alpha x its mean on the level (0: unsteered)"),
-        *(h for h in QuerySAESteering.hparams if h.name == "positions"),
+        HParam(
+            "alpha",
+            "float",
+            2.0,
+            "target slot = alpha x its mean on the level (0: unsteered)",
+        ),
+        SAESiteSteerer.POSITIONS,
     )
 
     def __init__(self, task: Any, **build: Any) -> None:
@@ -80,7 +88,11 @@ class AlignSAESteering(QuerySAESteering):
         }
 
     def edit(
-        self, q: torch.Tensor, steer: torch.Tensor, levels: torch.Tensor, **settings: Any
+        self,
+        q: torch.Tensor,
+        steer: torch.Tensor,
+        levels: torch.Tensor,
+        **settings: Any,
     ) -> torch.Tensor:
         """The query [b, s, d] with the positions in `steer` [b, s] (bool) swapped to each
         row's level (`levels`: [b] level indices)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import spearmanr
 
-from bench.criteria import Cuts, success
+from bench.criteria import SCORE_KEYS, Cuts, success
 from bench.data.levels import LEVELS
 from bench.errors import DataError
 from bench.report.stats import Estimate, cluster_bootstrap, paired_difference
@@ -27,26 +27,13 @@ from bench.store import GenerationRow
 ALL_LEVELS = "all"
 """The target label of aggregates pooled over every level of a setting."""
 REFERENCE_ROLES = ("control", "prompting")
-REQUIRED_SCORES = frozenset(
-    {
-        "pred_level",
-        "on_target",
-        "level_distance",
-        "sets_task",
-        "new_task",
-        "leaks",
-        "relevant",
-        "perplexity",
-        "repetition",
-    }
-)
 
 
 def scored_rows(rows: list[GenerationRow]) -> list[GenerationRow]:
     """Rows that carry scores; rows scored by an older bench (missing scores) are an error."""
-    stale = [row for row in rows if not row.scores.keys() >= REQUIRED_SCORES]
+    stale = [row for row in rows if not row.scores.keys() >= SCORE_KEYS]
     if stale:
-        missing = sorted(REQUIRED_SCORES - stale[0].scores.keys())
+        missing = sorted(SCORE_KEYS - stale[0].scores.keys())
         raise DataError(
             f"{len(stale)} stored rows lack the score(s) {', '.join(missing)}: they were written "
             "by an older bench; run again into a new store"
