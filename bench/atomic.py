@@ -32,18 +32,33 @@ def _umask() -> int:
     return mask
 
 
-def write_atomically(target: str | Path, text: str) -> None:
-    """Write `text` to `target` via a temporary file in the same folder (created when
-    missing), then rename."""
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def write_atomically(target: str | Path, content: str | bytes) -> None:
+    """Write `content` (text as UTF-8, or bytes) to `target` via a temporary file in the
+    same folder (created when missing), then rename. A results store (any SQLite database)
+    is never written over, and a folder that cannot be written is one line."""
     target = Path(target)
     if target.is_dir():
         raise DataError(f"cannot write {target}: it is a folder")
-    handle, staging = tempfile.mkstemp(dir=make_folder(target.parent), suffix=".tmp")
+    if target.is_file():
+        with target.open("rb") as existing:
+            if existing.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
+                raise DataError(f"{target} is a SQLite database (a results store?): not replaced")
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        handle, staging = tempfile.mkstemp(dir=make_folder(target.parent), suffix=".tmp")
+    except OSError as error:
+        raise DataError(f"cannot write {target}: {error.strerror}") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         os.chmod(staging, 0o666 & ~_umask())  # mkstemp makes 0600; a result is for everyone
         os.replace(staging, target)
+    except OSError as error:
+        Path(staging).unlink(missing_ok=True)
+        raise DataError(f"cannot write {target}: {error.strerror}") from None
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise

@@ -215,8 +215,14 @@ class ResultsStore:
             self._check(writable=False)
             return
         make_folder(self.path.parent)
+        absent = [s for s in (Path(f"{path}-wal"), Path(f"{path}-shm")) if not s.exists()]
         self._db = self._connect(str(self.path))
-        self._check(writable=True)
+        try:
+            self._check(writable=True)
+        except DataError:  # a store we may not write: leave no WAL files of ours beside it
+            for sidecar in absent:
+                sidecar.unlink(missing_ok=True)
+            raise
 
     def _connect(self, target: str, uri: bool = False) -> sqlite3.Connection:
         try:
@@ -265,6 +271,10 @@ class ResultsStore:
                 f"{path} was written by a newer bench (schema {version}, this one reads "
                 f"{SCHEMA_VERSION}); upgrade bench"
             )
+        expected = {f.name for f in fields(GenerationRow)}
+        lacking = expected - columns - ({"diagnostics"} if version < SCHEMA_VERSION else set())
+        if columns and lacking:
+            self._fail(f"{path} is damaged: its rows lack column(s) {', '.join(sorted(lacking))}")
         if not writable:
             if not columns:
                 self._fail(f"{path} is not a results store (empty)")
@@ -420,13 +430,18 @@ class ResultsStore:
         sql = "SELECT * FROM generations" + (f" WHERE {clause}" if clause else "")
         yield from self._decode(self._db.execute(sql + " ORDER BY rowid", where))
 
-    @staticmethod
-    def _decode(cursor: sqlite3.Cursor) -> Iterator[GenerationRow]:
+    def _decode(self, cursor: sqlite3.Cursor) -> Iterator[GenerationRow]:
         names = [description[0] for description in cursor.description]
         for values in cursor:
             record = dict(zip(names, values, strict=True))
             for column in _JSON_COLUMNS:
-                record[column] = json.loads(record[column])
+                try:
+                    record[column] = json.loads(record[column])
+                except (json.JSONDecodeError, TypeError):
+                    raise DataError(
+                        f"store {self.path}: the {column} of row ({record['cell_hash']}, "
+                        f"{record['scenario_id']}) is not JSON: the store is damaged"
+                    ) from None
             record["finished"] = bool(record["finished"])
             yield GenerationRow(**record)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,55 @@ def test_an_annotation_whose_text_is_not_a_string_is_one_line(tmp_path: Path) ->
     annotations = _jsonl(tmp_path / "ann.jsonl", [row])
     result = _invoke("score", "agreement", "--annotations", str(annotations))
     _one_line_error(result, "annotation 1: text must be a string, got 5")
+
+
+def _small_store(tmp_path: Path) -> Path:
+    store = tmp_path / "r.sqlite"
+    assert _invoke(*RUN, "--store", str(store), *FAST).exit_code == 0
+    return store
+
+
+def test_no_output_is_written_over_a_results_store(tmp_path: Path) -> None:
+    store = _small_store(tmp_path)
+    before = store.read_bytes()
+    _one_line_error(_invoke("report", str(store), "--out", str(store)), "is a SQLite database")
+    assert store.read_bytes() == before
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    store = _small_store(tmp_path)
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    out = tmp_path / "page.md"
+    _one_line_error(_invoke("report", str(store), "--out", str(out)), "Permission denied")
+    assert not out.exists()
+
+
+def test_a_damaged_row_is_one_line_to_a_reader(tmp_path: Path) -> None:
+    store = _small_store(tmp_path)
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE generations SET hparams = 'not json'")
+    db.close()
+    before = store.read_bytes()
+    _one_line_error(_invoke("report", str(store)), "hparams of row")
+    assert store.read_bytes() == before
+
+
+def test_a_store_lacking_a_column_is_refused_on_open(tmp_path: Path) -> None:
+    store = _small_store(tmp_path)
+    with sqlite3.connect(store) as db:
+        db.execute("ALTER TABLE generations DROP COLUMN decoding")
+    db.close()
+    for sidecar in (Path(f"{store}-wal"), Path(f"{store}-shm")):
+        sidecar.unlink(missing_ok=True)
+    before = store.read_bytes()
+    result = _invoke(*RUN, "--levels", "Create", "--store", str(store), *FAST)
+    _one_line_error(result, "lack column(s) decoding")
+    assert store.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]

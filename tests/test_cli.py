@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from bench.criteria import SCORE_KEYS
+from bench.errors import DataError
 from bench.store import ResultsStore
 
 FAST = ["decoding.max_new_tokens=4", "batch_tokens=600"]
@@ -375,10 +376,12 @@ def test_a_run_killed_mid_way_then_resumed_equals_one_uninterrupted_run(tmp_path
     run = _bench(*args, "--store", str(killed))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill once some batches are stored
-        if killed.exists():
+        try:
             with ResultsStore(killed, read_only=True) as opened:
                 if opened.count() >= 6:
                     break
+        except DataError:  # not made yet, or made but its schema not yet written
+            pass
         time.sleep(0.05)
     run.send_signal(signal.SIGKILL)
     run.wait()

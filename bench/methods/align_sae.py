@@ -11,7 +11,6 @@ positions rule and the attention-shift diagnostics are `SAESiteSteerer`'s.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, ClassVar
 
 import datasets
@@ -23,7 +22,6 @@ from bench.methods.base import HParam
 from bench.methods.sae_site import SAESiteSteerer
 from bench.models.loading import LoadedModel
 from bench.sae.align import swap_concept
-from bench.sae.base import weights_sha256
 
 
 def separating_latents(prototypes: torch.Tensor) -> torch.Tensor:
@@ -78,14 +76,10 @@ class AlignSAESteering(SAESiteSteerer):
             self.latents = separating_latents(self.prototypes).to(self.prototypes.device)
         self.means = self.prototypes[torch.arange(len(LEVELS)), self.latents]
 
-    def artifacts(self) -> dict[str, str]:
+    def learned(self) -> tuple[str, torch.Tensor]:
         if self.latents is None or self.means is None:
             raise RuntimeError("fit() first")
-        learned = torch.cat([self.latents.float(), self.means]).cpu().numpy().tobytes()
-        return {
-            "sae_weights": weights_sha256(self.sae_dir),
-            "slots": hashlib.sha256(learned).hexdigest(),
-        }
+        return "slots", torch.cat([self.latents.float(), self.means])
 
     def edit(
         self,

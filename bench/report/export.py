@@ -19,7 +19,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import make_folder
+from bench.atomic import write_atomically
 from bench.data.levels import LEVELS
 from bench.errors import DataError
 from bench.store import GenerationRow, ResultsStore
@@ -70,10 +70,7 @@ def write_export(rows: list[GenerationRow], path: str | Path, source: str) -> di
         stream.write((json.dumps(header, sort_keys=True) + "\n").encode("utf-8"))
         for row in ordered:
             stream.write((_line(row) + "\n").encode("utf-8"))
-    make_folder(path.parent)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(buffer.getvalue())
-    staging.replace(path)
+    write_atomically(path, buffer.getvalue())
     return header
 
 
