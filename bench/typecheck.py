@@ -29,6 +29,8 @@ def _matches(value: Any, kind: Any) -> bool:
         return isinstance(value, tuple) and all(_matches(v, item) for v in value)
     if origin is dict:
         return isinstance(value, dict)
+    if origin is list:
+        return isinstance(value, list)
     if kind is bool:
         return type(value) is bool
     if kind is int:
@@ -47,6 +49,8 @@ def describe(kind: Any) -> str:
         return f"a list of {describe(get_args(kind)[0]).removeprefix('a ').removeprefix('an ')}s"
     if origin is dict:
         return "a mapping"
+    if origin is list:
+        return "a list"
     if kind is type(None):
         return "null"
     return _NAMES.get(kind, getattr(kind, "__name__", str(kind)))

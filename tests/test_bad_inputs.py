@@ -232,3 +232,18 @@ def test_a_store_lacking_a_column_is_refused_on_open(tmp_path: Path) -> None:
     _one_line_error(result, "lack column(s) decoding")
     assert store.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]
+
+
+def test_an_export_row_of_the_wrong_type_is_not_imported(tmp_path: Path) -> None:
+    """A self-consistent export (its header matches its rows) whose seed is a string."""
+    from dataclasses import replace
+
+    from bench.report.export import load_rows, write_export
+
+    rows = load_rows(_small_store(tmp_path))
+    export = tmp_path / "bad.jsonl.gz"
+    write_export([replace(rows[0], seed="abc")], export, source="r.sqlite")
+    target = tmp_path / "new.sqlite"
+    result = _invoke("store", "import", str(export), "--store", str(target))
+    _one_line_error(result, "seed must be an integer, got 'abc'")
+    assert not target.exists()

@@ -21,8 +21,9 @@ from typing import Any
 
 from bench.atomic import write_atomically
 from bench.data.levels import LEVELS
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 from bench.store import GenerationRow, ResultsStore
+from bench.typecheck import check_values
 
 EXPORT_FORMAT = 1
 EXPORT_SUFFIX = ".jsonl.gz"
@@ -94,6 +95,10 @@ def read_export(path: str | Path) -> tuple[dict[str, Any], list[GenerationRow]]:
     for number, record in enumerate(records, start=2):
         if not isinstance(record, dict) or set(record) != _ROW_FIELDS:
             raise DataError(f"{path}: line {number} is not a stored row of this bench")
+        try:
+            check_values(GenerationRow, record, f"{path}: line {number}")
+        except ConfigError as error:
+            raise DataError(str(error)) from None
     rows = [GenerationRow(**record) for record in records]
     if len(rows) != header["rows"] or rows_sha256(rows) != header["rows_sha256"]:
         raise DataError(f"{path}: its rows do not match its header (truncated or edited)")
