@@ -397,7 +397,21 @@ class ResultsStore:
         """Add rows made elsewhere (an export), all or none: a row whose key is stored must be
         stored identically, and a generation key must keep its text; otherwise a `DataError`
         and nothing is written. Returns (rows written, rows already here)."""
-        incoming = {(row.cell_hash, row.scenario_id): row for row in rows}
+        incoming: dict[Key, GenerationRow] = {}
+        texts: dict[Key, str] = {}
+        for row in rows:
+            key = (row.cell_hash, row.scenario_id)
+            if key in incoming and _content(incoming[key]) != _content(row):
+                raise DataError(
+                    f"the rows to import hold row {key[1]} of cell {key[0][:12]} twice, with "
+                    "other contents; nothing imported"
+                )
+            if texts.setdefault((row.gen_key, row.scenario_id), row.text) != row.text:
+                raise DataError(
+                    f"the rows to import hold two texts for generation {row.gen_key[:12]} of "
+                    f"{key[1]}; nothing imported"
+                )
+            incoming[key] = row
         present = 0
         for key, row in incoming.items():
             stored = self._one("cell_hash = ? AND scenario_id = ?", key)

@@ -247,3 +247,20 @@ def test_an_export_row_of_the_wrong_type_is_not_imported(tmp_path: Path) -> None
     result = _invoke("store", "import", str(export), "--store", str(target))
     _one_line_error(result, "seed must be an integer, got 'abc'")
     assert not target.exists()
+
+
+def test_exports_that_disagree_on_a_row_are_not_imported(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from bench.report.export import load_rows, write_export
+
+    rows = load_rows(_small_store(tmp_path))
+    first, second = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
+    write_export(rows[:1], first, source="r.sqlite")
+    write_export([replace(rows[0], text="Another text?")], second, source="r.sqlite")
+    target = tmp_path / "new.sqlite"
+    result = _invoke("store", "import", str(first), str(second), "--store", str(target))
+    _one_line_error(result, "twice, with other contents; nothing imported")
+    with sqlite3.connect(target) as db:
+        assert db.execute("SELECT count(*) FROM generations").fetchone() == (0,)
+    db.close()
