@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from functools import cache
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from bench.errors import ConfigError
@@ -56,10 +57,16 @@ def describe(kind: Any) -> str:
     return _NAMES.get(kind, getattr(kind, "__name__", str(kind)))
 
 
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A dataclass's resolved annotations, read once (exports check every row against them)."""
+    return get_type_hints(cls)
+
+
 def check_values(cls: type, values: dict[str, Any], where: str) -> None:
     """Raise a `ConfigError` naming the first of `values` (field name -> value) that does not
     have the type `cls` (a dataclass) annotates for it."""
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     for name, value in values.items():
         if not _matches(value, hints[name]):
             shown = list(value) if isinstance(value, tuple) else value
