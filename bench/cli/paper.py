@@ -11,10 +11,12 @@ import click
 from bench.cli.app import friendly_errors, main
 
 
-def _inputs(exports: tuple[str, ...], validation: str | None, sae: tuple[str, ...]) -> Any:
+def _inputs(
+    exports: tuple[str, ...], validation: str | None, sae: tuple[str, ...], reads: str | None
+) -> Any:
     from bench.report.summary import load_inputs
 
-    return load_inputs(list(exports), validation, list(sae))
+    return load_inputs(list(exports), validation, list(sae), reads)
 
 
 def _input_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,6 +35,11 @@ def _input_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 type=click.Path(dir_okay=False),
                 help="An SAE evaluation (`bench sae eval --json`; repeatable).",
             ),
+            click.option(
+                "--reads",
+                type=click.Path(dir_okay=False),
+                help="Blind reads of each model's control texts (annotations JSONL).",
+            ),
         ]
     ):
         command = option(command)
@@ -44,14 +51,18 @@ def _input_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The JSON file.")
 @friendly_errors
 def summary(
-    exports: tuple[str, ...], out: str, validation: str | None, sae: tuple[str, ...]
+    exports: tuple[str, ...],
+    out: str,
+    validation: str | None,
+    sae: tuple[str, ...],
+    reads: str | None,
 ) -> None:
     """The results file: flat records per model, method, setting, split and level with 95%
     intervals, paired differences, power, scorer validation, SAE quality and provenance."""
     from bench.atomic import write_atomically
     from bench.report.summary import build_summary, summary_json
 
-    made = build_summary(_inputs(exports, validation, sae))
+    made = build_summary(_inputs(exports, validation, sae, reads))
     write_atomically(out, summary_json(made))
     click.echo(f"wrote {out}: {len(made['cells'])} cell records", err=True)
 
@@ -61,14 +72,18 @@ def summary(
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder.")
 @friendly_errors
 def figures(
-    exports: tuple[str, ...], out: str, validation: str | None, sae: tuple[str, ...]
+    exports: tuple[str, ...],
+    out: str,
+    validation: str | None,
+    sae: tuple[str, ...],
+    reads: str | None,
 ) -> None:
     """The paper's figures (PNG and PDF) from exports: frontier, test split, paired
     differences, confusion, steerability, mechanism, SAE quality, scorer validity, power."""
     from bench.report.figures import draw_figures
     from bench.report.summary import build_summary
 
-    inputs = _inputs(exports, validation, sae)
+    inputs = _inputs(exports, validation, sae, reads)
     drawn = draw_figures(build_summary(inputs), inputs.rows, out)
     for name, reason in drawn.skipped.items():
         click.echo(f"not drawn: {name} ({reason})", err=True)

@@ -120,5 +120,9 @@ def perf(
         click.echo(f"wrote {out}", err=True)
     if as_json:
         click.echo(text)
-        return
-    click.echo(tabulate(_flat(values), headers=["measure", "value"], floatfmt=".3f"))
+    else:
+        click.echo(tabulate(_flat(values), headers=["measure", "value"], floatfmt=".3f"))
+    failed = [name for name, held in values.get("checks", {}).items() if not held]
+    if failed:
+        click.echo(f"error: checks failed: {', '.join(failed)}", err=True)
+        raise SystemExit(1)

