@@ -18,7 +18,8 @@ from bench.data.levels import LEVELS, Level
 from bench.data.roles import load_exemplars
 from bench.data.scenarios import Scenario
 from bench.data.tasks import TASKS
-from bench.methods.activations import exemplar_scenario
+from bench.hooks import read_site
+from bench.methods.activations import exemplar_scenario, reply_activations
 from bench.models.generation import Decoding, generate, joiner, render_prompt
 from bench.models.loading import LoadedModel
 
@@ -94,6 +95,28 @@ def test_caa_vector_equals_a_hand_computation(tiny_llama: LoadedModel) -> None:
             steerer.vectors["raw"][level.index], expected, atol=1e-5, rtol=1e-5
         )
         torch.testing.assert_close(steerer.direction(level).norm(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("site_name", ["query", "residual"])
+def test_reading_replies_stops_at_the_site_and_reads_what_a_whole_pass_reads(
+    tiny_lm: LoadedModel, site_name: str
+) -> None:
+    site = getattr(tiny_lm.adapter, site_name)(0)
+    rows = _exemplars().select(range(3))
+    later: list[int] = []
+    after = tiny_lm.adapter.residual(-1).module.register_forward_hook(lambda *_: later.append(1))
+    try:
+        read = reply_activations(tiny_lm, site, TASK, rows)
+    finally:
+        after.remove()
+    assert later == []  # no layer after the site ran
+    for row, got in zip(rows, read, strict=True):
+        context = render_prompt(tiny_lm, TASK.messages(exemplar_scenario(row)), TASK.cue)
+        head = tiny_lm.tokenizer(context, add_special_tokens=False)["input_ids"]
+        tail = tiny_lm.tokenizer(joiner(context) + row["text"], add_special_tokens=False)
+        with torch.no_grad(), read_site(site) as captured:
+            tiny_lm.model(input_ids=torch.tensor([head + tail["input_ids"]]))
+        assert torch.equal(got, captured[0][0, len(head) :].float())  # bit for bit
 
 
 def test_actadd_vector_equals_a_hand_computation(tiny_llama: LoadedModel) -> None:

@@ -36,12 +36,22 @@ def exemplar_scenario(row: dict[str, Any]) -> Scenario:
     )
 
 
+class _Read(Exception):
+    """Raised once the site is read: the layers after it (and the output head, which is most
+    of a large-vocabulary model's cost) are not run."""
+
+
+def _stop(_module: torch.nn.Module, _inputs: tuple, _output: Any) -> None:
+    raise _Read
+
+
 @torch.no_grad()
 def reply_activations(
     lm: LoadedModel, site: Site, task: Task, exemplars: datasets.Dataset
 ) -> list[torch.Tensor]:
     """Per exemplar, the site's output [n_reply_tokens, d] (float32) over the tokens of its
-    text, read teacher-forced as the reply to the task's prompt for its scenario."""
+    text, read teacher-forced as the reply to the task's prompt for its scenario. The pass
+    stops at the site; what comes before it is computed exactly as in a whole pass."""
     results = []
     for row in exemplars:
         context = render_prompt(lm, task.messages(exemplar_scenario(row)), task.cue)
@@ -49,7 +59,13 @@ def reply_activations(
         tail = lm.tokenizer(joiner(context) + row["text"], add_special_tokens=False)["input_ids"]
         ids = torch.tensor([head + tail], device=lm.device)
         with read_site(site) as captured:
-            lm.model(input_ids=ids)
+            stop = site.module.register_forward_hook(_stop)  # after read_site's own hook
+            try:
+                lm.model(input_ids=ids)
+            except _Read:
+                pass
+            finally:
+                stop.remove()
         results.append(captured[0][0, len(head) :].float())
     return results
 
