@@ -42,7 +42,6 @@ DEV_EXPORTS = [
     "results/paper/exports/dev-sweep-smollm2-135m.jsonl.gz",
     "results/paper/exports/dev-sae-smollm2-135m.jsonl.gz",
     "results/paper/exports/dev-sweep-gemma3-270m.jsonl.gz",
-    "results/paper/exports/dev-sae-gemma3-270m.jsonl.gz",
 ]
 TEST_EXPORT = "results/paper/exports/test-smollm2-135m.jsonl.gz"
 SUMMARY = "results/paper/summary.json"
@@ -54,7 +53,6 @@ SAE_EVALUATIONS = [
     "results/sae/eval-x16.json",
     "results/sae/eval-aligned.json",
     "results/sae/eval-gemma3-270m-L9.json",
-    "results/sae/eval-gemma3-270m-L9-aligned.json",
 ]
 # Blind reads of both embedded models' control texts, shuffled together (the usable rate).
 READS = "results/models/blind-read.jsonl"
@@ -193,8 +191,8 @@ def perf(session: nox.Session) -> None:
 def fullsize(session: nox.Session) -> None:
     """Phi-3-mini and Mistral-7B at their real sizes with random bf16 weights: every method
     (SAEs collected, trained and aligned for a few steps), the attention-shift read, the site
-    shapes and strength-0 checks, with wall time and peak memory per step. Needs ~16 GB of
-    RAM for Mistral; exits 1 if a check fails. `-- --layers N` for a smaller machine."""
+    shapes and strength-0 checks, with wall time and peak memory per step. Needs about 20 GB
+    of free RAM for Mistral; exits 1 if a check fails. `-- --layers N` for a smaller machine."""
     install(session)
     device = "cuda" if shutil.which("nvidia-smi") else "cpu"
     for arch in ("phi-3-mini", "mistral-7b"):

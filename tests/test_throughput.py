@@ -372,8 +372,8 @@ def test_perf_builds_a_paper_architecture_at_its_real_width() -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["sites"]["ok"] and report["sites"]["query"][-1] == 3072
-    assert set(report["methods"]) == {"caa", "actadd", "query_sae", "align_sae"}
-    assert all(m["zero_equals_plain"] for m in report["methods"].values())
+    assert set(report["methods"]) == {"prompting", "caa", "actadd", "query_sae", "align_sae"}
+    assert len(report["checks"]) == 5 and all(report["checks"].values())
     refused = CliRunner().invoke(main, ["perf", "--arch", "mistral-7b"])
     assert refused.exit_code == 2 and "--random-weights" in refused.output
 

@@ -132,6 +132,7 @@ def frontier(summary: dict, rows: list[GenerationRow]) -> Figure | str:
         grid[0][1].plot([], [], "o", markersize=11, mfc="none", mec="#555555", label="chosen")
     grid[0][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.suptitle(f"Steering frontier: {_model(summary, 'dev')}, dev split (95% CI)")
+    fig.subplots_adjust(hspace=0.35)
     return fig
 
 
