@@ -437,7 +437,7 @@ def power(summary: dict, rows: list[GenerationRow]) -> Figure | str:
             styles.get(record["metric"], ":"),
             color="#0072B2" if record["split"] == "test" else "#E69F00",
             label=f"{record['metric'].replace('_', ' ')} "
-            f"(σ {record['sigma']:.2f} from {record['split']})",
+            f"(σ {record['sigma']:.2f} from {record['model']} {record['split']})",
         )
     for split in sorted({r["split"] for r in records}):
         n = _scenarios(summary, split)
