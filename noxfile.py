@@ -42,6 +42,7 @@ DEV_EXPORTS = [
     "results/paper/exports/dev-sweep-smollm2-135m.jsonl.gz",
     "results/paper/exports/dev-sae-smollm2-135m.jsonl.gz",
     "results/paper/exports/dev-sweep-gemma3-270m.jsonl.gz",
+    "results/paper/exports/dev-sae-gemma3-270m.jsonl.gz",
 ]
 TEST_EXPORT = "results/paper/exports/test-smollm2-135m.jsonl.gz"
 SUMMARY = "results/paper/summary.json"
@@ -53,6 +54,7 @@ SAE_EVALUATIONS = [
     "results/sae/eval-x16.json",
     "results/sae/eval-aligned.json",
     "results/sae/eval-gemma3-270m-L9.json",
+    "results/sae/eval-gemma3-270m-L9-aligned.json",
 ]
 # Blind reads of both embedded models' control texts, shuffled together (the usable rate).
 READS = "results/models/blind-read.jsonl"

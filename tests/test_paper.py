@@ -230,6 +230,28 @@ def test_a_committed_evaluation_under_the_old_names_is_a_saelens_record() -> Non
     assert record["aligned"] and 0 <= record["binding_accuracy"] <= 1
 
 
+def test_a_training_curve_is_read_by_tokens_only_for_stage_one(tmp_path: Path) -> None:
+    results = Path(__file__).parents[1] / "results" / "sae"
+    stage1 = sae_record(results / "eval-gemma3-270m-L9.json", _json(results, "L9"))
+    assert stage1["curve_tokens"] and len(stage1["curve_tokens"]) == len(
+        stage1["curve_explained_variance"]
+    )
+    # the aligned SAE's log beside it counts stage-2 steps: no point on the tokens axis
+    aligned = sae_record(results / "eval-gemma3-270m-L9-aligned.json", _json(results, "L9-aligned"))
+    assert aligned["aligned"] and "curve_tokens" not in aligned
+    # a stage-1 log without tokens is bad input, one line
+    (tmp_path / "gemma3-270m-L9-query-topk").mkdir()
+    (tmp_path / "gemma3-270m-L9-query-topk" / "training_log.json").write_text(
+        json.dumps({"curve": [{"step": 1, "explained_variance": 0.5}]})
+    )
+    with pytest.raises(DataError, match="not a training log"):
+        sae_record(tmp_path / "eval.json", _json(results, "L9"))
+
+
+def _json(results: Path, suffix: str) -> dict:
+    return json.loads((results / f"eval-gemma3-270m-{suffix}.json").read_text(encoding="utf-8"))
+
+
 def test_the_mechanism_record_reads_the_attention_shift_against_the_move() -> None:
     rows = fixture_rows()
     for r in rows:  # the SAE texts' shift rises with their target probability

@@ -353,7 +353,8 @@ def sae_quality(summary: dict, rows: list[GenerationRow]) -> Figure | str:
         ("ce_loss_score", "s", "#D55E00"),
     ):
         axes[0].plot(x, [r[metric] for r in records], marker, color=tint, label=metric)
-    axes[0].set_xticks(x, names, rotation=20, fontsize=8)
+    # right-aligned at the tick, so long names lean away from their neighbours
+    axes[0].set_xticks(x, names, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
     axes[0].axhline(0.9, color="#777777", lw=0.8, ls="--")
     axes[0].grid(alpha=0.3, axis="y")
     axes[0].legend(fontsize=8, loc="center left")
@@ -430,12 +431,15 @@ def power(summary: dict, rows: list[GenerationRow]) -> Figure | str:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     k = np.arange(4, 201)
     styles = {"success": "-", "bloom_exact": "--"}
+    sources = sorted({(r["model"], r["split"]) for r in records})
+    palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9"]
+    colors = {source: palette[i % len(palette)] for i, source in enumerate(sources)}
     for record in records:
         ax.plot(
             k,
             minimum_detectable(record["sigma"], k),
             styles.get(record["metric"], ":"),
-            color="#0072B2" if record["split"] == "test" else "#E69F00",
+            color=colors[(record["model"], record["split"])],
             label=f"{record['metric'].replace('_', ' ')} "
             f"(σ {record['sigma']:.2f} from {record['model']} {record['split']})",
         )

@@ -104,7 +104,9 @@ def load_inputs(
 def sae_record(path: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
     """An SAE evaluation as one flat record (SAELens / SAEBench metric names), with the held-out
     explained variance during training when its log lies beside the evaluation
-    (`<folder>/<SAE name>/training_log.json`, as under results/sae/)."""
+    (`<folder>/<SAE name>/training_log.json`, as under results/sae/). Stage 1's curve is by
+    tokens seen; an aligned SAE's log counts stage-2 steps, which are not on that axis, so its
+    curve is left out."""
     name = path.name
     evaluation = current_names(evaluation)
     try:
@@ -131,10 +133,13 @@ def sae_record(path: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
         if extra in evaluation:
             record[extra] = evaluation[extra]
     log = path.parent / Path(str(evaluation["sae"])).name / "training_log.json"
-    if log.is_file():
-        curve = current_names(_read_json(log)).get("curve", [])
-        record["curve_tokens"] = [point["tokens"] for point in curve]
-        record["curve_explained_variance"] = [point["explained_variance"] for point in curve]
+    if log.is_file() and not record["aligned"]:
+        try:
+            curve = current_names(_read_json(log)).get("curve", [])
+            record["curve_tokens"] = [point["tokens"] for point in curve]
+            record["curve_explained_variance"] = [point["explained_variance"] for point in curve]
+        except (KeyError, TypeError, AttributeError):
+            raise DataError(f"{log}: not a training log of `bench sae train`") from None
     return record
 
 
