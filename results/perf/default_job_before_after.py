@@ -18,8 +18,9 @@ from pathlib import Path
 
 
 def texts(store: Path) -> dict[tuple, str]:
-    """(method, level, seed, scenario) -> text."""
-    with sqlite3.connect(store) as db:
+    """(method, level, seed, scenario) -> text, read-only (a missing store is an error, not a
+    new empty file)."""
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
         query = "SELECT method, level, seed, scenario_id, text FROM generations"
         return {(m, lv, s, sc): t for m, lv, s, sc, t in db.execute(query)}
 
