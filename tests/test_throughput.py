@@ -21,9 +21,10 @@ from bench.errors import ConfigError
 from bench.hooks import Phase, caller_rows, prompt_ends, prompt_index
 from bench.methods.base import Steerer
 from bench.methods.registry import method_class
+from bench.models.attention import GROUPED_SDPA
 from bench.models.generation import Decoding, generate, prompt_ids, render_prompt
 from bench.models.loading import LoadedModel
-from bench.models.prefill import FOLD_TOKENS, _folded, _keys, _radix_tree, prefill
+from bench.models.prefill import FOLD_TOKENS, _folded, _keys, _radix_tree, forward, prefill
 from bench.profiling import Profile, section
 from bench.runner import batches, build_cells, plan, prepare, run
 from bench.scoring.fluency import ContextReader, perplexities
@@ -167,6 +168,59 @@ def test_prefilled_logits_and_cache_match_a_plain_prefill(tiny_lm: LoadedModel) 
     torch.testing.assert_close(shared.logits, whole.logits, atol=1e-5, rtol=1e-5)
     decoding = Decoding(max_new_tokens=6, greedy=True)
     assert generate(tiny_lm, prompts, decoding) == generate(tiny_lm, prompts, decoding, reuse=False)
+
+
+def _readings(lm: LoadedModel) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """Padded prefill logits (shared-prefix and plain) and greedy and sampled texts."""
+    prompts = [TASK.messages(s) for s in SCENARIOS] * 2
+    ids = prompt_ids(lm, prompts, TASK.cue)
+    sampled = Decoding(max_new_tokens=8, temperature=1.0, top_p=0.9)
+    return (
+        prefill(lm, ids, reuse=True).logits,
+        prefill(lm, ids, reuse=False).logits,
+        [g.text for g in generate(lm, prompts, Decoding(max_new_tokens=8, greedy=True))],
+        [g.text for g in generate(lm, prompts, sampled, seeds=list(range(len(prompts))))],
+    )
+
+
+def test_cpu_models_run_grouped_sdpa_with_transformers_sdpa_numbers(tiny_lm: LoadedModel) -> None:
+    """A CPU model is loaded on the grouped SDPA, which reads exactly what transformers' own
+    `sdpa` reads on every architecture: logits bit for bit, and the same texts."""
+    assert tiny_lm.model.config._attn_implementation == GROUPED_SDPA
+    grouped = _readings(tiny_lm)
+    tiny_lm.model.set_attn_implementation("sdpa")
+    plain = _readings(tiny_lm)
+    assert all(map(torch.equal, grouped[:2], plain[:2]))
+    assert grouped[2:] == plain[2:]
+
+
+def _folded_then_decoded(lm: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits after prompts whose cache rows come from parts of different widths (left
+    padding added by `assemble`), and after one decode step into the cache's free room."""
+    ready = prefill(lm, _short_inner_edges(), reuse=True, headroom=4)
+    picked = ready.logits.argmax(-1, keepdim=True)
+    mask = torch.cat([ready.attention_mask, ready.attention_mask.new_ones((len(picked), 1))], 1)
+    after = forward(lm, picked, mask, ready.lengths[:, None], ready.cache)[:, -1]
+    return ready.logits, after
+
+
+def test_no_uninitialised_cache_memory_is_read(
+    tiny_llama: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cache buffers are allocated without zeroing: with every such buffer full of NaN, the
+    padding and the room a decode step writes into still give the same logits and texts."""
+    want = (*_readings(tiny_llama), *_folded_then_decoded(tiny_llama))
+
+    def poisoned(self: torch.Tensor, size: Any, **kwargs: Any) -> torch.Tensor:
+        return torch.full(size, math.nan, dtype=self.dtype, device=self.device, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "new_empty", poisoned)
+    got = (*_readings(tiny_llama), *_folded_then_decoded(tiny_llama))
+    for value, expected in zip(got, want, strict=True):
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, expected)
+        else:
+            assert value == expected
 
 
 def _short_inner_edges() -> list[list[int]]:

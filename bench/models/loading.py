@@ -27,6 +27,7 @@ from transformers import (
 
 from bench.errors import BenchError, ModelUnavailableError
 from bench.models.adapters import Adapter, adapter_for
+from bench.models.attention import use_grouped_sdpa
 from bench.models.registry import ModelSpec, resolve
 from bench.models.tiny import tiny_model, tiny_tokenizer
 
@@ -241,4 +242,5 @@ def load_model(name: str, dtype: str = "auto", device: str | None = None) -> Loa
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
+    use_grouped_sdpa(model)
     return LoadedModel(spec.alias, model, tokenizer, adapter_for(model), sha256)
