@@ -130,15 +130,20 @@ def _rate(
     return sum(computed) / seconds
 
 
+ALTERNATIONS = 5
+"""Runs with and without a method's hooks behind each steering ratio."""
+
+
 def steering_cost(
     lm: LoadedModel, method: str, build: dict, steer: dict, prompts: list, decoding: Decoding
 ) -> dict[str, float]:
-    """Positions computed per second with the method's steering hooks and without, alternating
-    to share noise."""
+    """Positions computed per second with the method's steering hooks and without, the best of
+    `ALTERNATIONS` alternating runs each (to share noise: one run varies by about 6 % on a
+    2-core CPU, as much as a vector method's cost)."""
     steerer = method_class(method)(TASK, **build)
     steerer.fit(lm, load_exemplars(form=TASK.form))
     steered, plain = [], []
-    for _ in range(3):
+    for _ in range(ALTERNATIONS):
         plain.append(_rate(lm, prompts, decoding, nullcontext))
         steered.append(
             _rate(lm, prompts, decoding, lambda: steerer.steering(lm, Level.CREATE, **steer))
