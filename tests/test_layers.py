@@ -22,7 +22,14 @@ METHOD_MODULES = {
 """The modules that define a registered method (bench/methods/registry.py)."""
 
 FORBIDDEN: dict[str, set[str]] = {
-    "bench.report": {"bench.models", "bench.methods", "baselines", "bench.runner", "bench.cli"},
+    "bench.report": {
+        "bench.scoring",
+        "bench.models",
+        "bench.methods",
+        "baselines",
+        "bench.runner",
+        "bench.cli",
+    },
     "bench.scoring": {"bench.methods", "baselines", "bench.runner", "bench.report", "bench.cli"},
     "bench.methods": {"bench.scoring", "bench.runner", "bench.report", "bench.cli"},
     "baselines": {"bench.scoring", "bench.runner", "bench.report", "bench.cli"},
@@ -32,10 +39,12 @@ FORBIDDEN: dict[str, set[str]] = {
     "bench.hooks": {"bench.models", "bench.methods", "bench.scoring", "bench.report"},
     "bench.store": {"bench.models", "bench.methods", "bench.scoring", "bench.report"},
     "bench.criteria": {"bench.models", "bench.methods", "bench.scoring", "bench.report"},
+    "bench.retrieval": {"bench.models", "bench.methods", "bench.scoring", "bench.report"},
 }
 """Per package (or module): what it may not import. Imports point down: cli at the top;
 runner below it; report, scoring and the methods beside each other; the SAEs, models, data,
-hooks, store and criteria (judging stored scores) at the floor."""
+hooks, store, criteria (judging stored scores) and retrieval (the relevance cut the scorer
+applies and reports describe) at the floor."""
 
 
 def module_name(path: Path) -> str:
@@ -86,6 +95,7 @@ def test_the_import_graph_keeps_the_layering_rules() -> None:
     [
         ("bench.methods.align_sae", "bench.methods.query_sae"),
         ("bench.report.tables", "bench.models.loading"),
+        ("bench.report.summary", "bench.scoring.relevance"),
         ("bench.scoring.score", "baselines.caa"),
         ("bench.runner", "bench.cli.run"),
     ],

@@ -27,8 +27,8 @@ from bench.errors import DataError
 from bench.report.aggregate import ALL_LEVELS, CellAggregate, RunSummary, summarize
 from bench.report.export import EXPORT_SUFFIX, read_export, rows_sha256
 from bench.report.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, Estimate, cluster_bootstrap
+from bench.retrieval import RELEVANCE_TOP_K
 from bench.sae.metric_names import current_names
-from bench.scoring.relevance import RELEVANCE_TOP_K
 from bench.store import GenerationRow
 
 SUMMARY_FORMAT = 1

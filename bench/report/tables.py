@@ -6,7 +6,7 @@ from tabulate import tabulate
 
 from bench.report.aggregate import ALL_LEVELS, RunSummary
 from bench.report.stats import Estimate
-from bench.scoring.relevance import RELEVANCE_TOP_K
+from bench.retrieval import RELEVANCE_TOP_K
 
 
 def run_heading(run: RunSummary) -> str:

@@ -24,7 +24,7 @@ from bench.data.roles import load_exemplars
 from bench.data.scenarios import Scenario
 from bench.data.tasks import Task
 from bench.errors import DataError, UnknownNameError
-from bench.scoring.relevance import RELEVANCE_TOP_K
+from bench.retrieval import RELEVANCE_TOP_K
 from bench.scoring.score import GenerationScorer
 
 EMPTY = "empty text: not scored"

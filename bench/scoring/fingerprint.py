@@ -33,6 +33,7 @@ SCORE_MODULES = (
     "data/levels.py",
     "data/instructions.py",
     "models/generation.py",
+    "retrieval.py",
 )
 """The code that computes a stored score (reports, validation and CSV I/O do not)."""
 

@@ -22,18 +22,13 @@ from bench.data.tasks import TASKS, Task
 from bench.models.generation import render_prompt
 from bench.models.loading import LoadedModel
 from bench.profiling import section
+from bench.retrieval import RELEVANCE_TOP_K
 from bench.scoring.bloom import TrainedScorer, trained_scorer
 from bench.scoring.embeddings import sentence_encoder
 from bench.scoring.fingerprint import scorer_fingerprint
 from bench.scoring.fluency import ContextReader, distinct_n, repetition_rate
 from bench.scoring.leakage import ReferenceSet
-from bench.scoring.relevance import (
-    RELEVANCE_TOP_K,
-    RESTATE_SIMILARITY,
-    cosine,
-    retrieval_ranks,
-    scenario_text,
-)
+from bench.scoring.relevance import RESTATE_SIMILARITY, cosine, retrieval_ranks, scenario_text
 
 TASK_THRESHOLD = 0.5
 """A text sets a task when the detector's probability is at least this."""
