@@ -5,7 +5,8 @@ method: the SAE methods need their SAE's weights for that. A scorer change needs
 every key a row carries is computable from the row and the run's inputs. A row's run key is
 recomputed under the scorer that scored it; only rows whose run key matches (this config's
 inputs made them) are rescored, under the run key and cell hash the current scorer gives, so
-a later `bench run` of the config finds them done.
+a later `bench run` of the config finds them done. A rescored row keeps the git commit and
+config hash that made its text, as `bench run` does when it rescores.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bench.config import RunConfig
 from bench.data.levels import parse_level
 from bench.errors import DataError
 from bench.models.loading import load_model
-from bench.provenance import git_commit, versions
+from bench.provenance import versions
 from bench.runner import prepare, run_key, stable_hash
 from bench.scoring.fingerprint import scorer_fingerprint
 from bench.scoring.score import GenerationScorer
@@ -73,8 +74,8 @@ def rescore(config: RunConfig) -> RescoreSummary:
                 continue
             scorer = GenerationScorer.build(inputs.task, inputs.exemplars, inputs.split_scenarios)
             scenarios = {s.id: s for s in inputs.split_scenarios}
+            # the commit and config that made a text stay; its scorer says what scored it
             fresh = {"scorer": current, "run_key": new_key, "versions": versions()}
-            fresh |= {"git_commit": git_commit(), "config_hash": config.config_hash}
             with tqdm(total=len(rows), desc=f"rescoring ({model_name})", unit="text") as bar:
                 for start in range(0, len(rows), BATCH_ROWS):
                     batch = rows[start : start + BATCH_ROWS]

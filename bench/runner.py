@@ -541,6 +541,7 @@ def _rows(
                 out = outputs[k]
                 made[id(fresh[k])] = (out.text, out.n_tokens, out.finished, diagnostic)
     texts = [made[id(job)][0] for job in jobs]
+    commit = git_commit()
     scores = scorer.score(
         lm, [job.scenario for job in jobs], texts, [job.cell.level for job in jobs]
     )
@@ -570,8 +571,10 @@ def _rows(
             scorer=scorer_key,
             decoding=dataclasses.asdict(config.decoding),
             versions=versions(),
-            git_commit=git_commit(),
-            config_hash=config.config_hash,
+            # a rescored text keeps the commit and config that made it (its scorer says what
+            # scored it)
+            git_commit=job.stored.git_commit if job.stored else commit,
+            config_hash=job.stored.config_hash if job.stored else config.config_hash,
         )
         for job, score in zip(jobs, scores, strict=True)
     ]

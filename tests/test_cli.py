@@ -238,6 +238,7 @@ def test_a_changed_scorer_rescores_stored_texts(
     ]
     _run(*args)
     monkeypatch.setattr(bench.runner, "scorer_fingerprint", lambda: "another-scorer")
+    monkeypatch.setattr(bench.runner, "git_commit", lambda: "a-later-commit")
 
     def no_generation(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("texts must be reused, not generated again")
@@ -250,6 +251,7 @@ def test_a_changed_scorer_rescores_stored_texts(
         rows = list(opened.rows())
     assert len(rows) == 4 and len({r.text for r in rows}) <= 2
     assert {r.scorer for r in rows} >= {"another-scorer"}
+    assert "a-later-commit" not in {r.git_commit for r in rows}  # the text's commit stays
 
 
 def test_an_old_store_is_a_one_line_error(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,9 @@ def test_rescore_needs_no_method_and_a_later_run_finds_the_rows_done(
 def test_rescore_gives_the_scores_and_keys_a_rescoring_run_gives(
     made: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with sqlite3.connect(made) as db:  # texts made by an older commit under another config
+        db.execute("UPDATE generations SET git_commit = 'made-by', config_hash = 'made-with'")
+    db.close()
     by_run = made.with_name("by-run.sqlite")
     shutil.copy(made, by_run)
     _new_scorer(monkeypatch)
@@ -110,6 +114,8 @@ def test_rescore_gives_the_scores_and_keys_a_rescoring_run_gives(
     assert ours.keys() == theirs.keys() and len(ours) == ROWS
     for key, row in ours.items():
         assert row.run_key == theirs[key].run_key
+        assert (row.git_commit, row.config_hash) == ("made-by", "made-with")
+        assert (theirs[key].git_commit, theirs[key].config_hash) == ("made-by", "made-with")
         assert _same_scores(row.scores, theirs[key].scores), key
 
 
