@@ -117,6 +117,24 @@ def test_runs_are_never_pooled_and_a_run_without_control_says_so() -> None:
     assert cell.bloom_exact.value == 1.0  # what needs no cut is still reported
 
 
+def test_settings_are_listed_in_report_order_whatever_order_filled_the_store() -> None:
+    """An import of exports (sorted by method name) and a run (in config order) fill a store
+    in different orders; the page lists the control first, then the methods as the paper does,
+    with the same numbers."""
+    methods = ["align_sae", "caa", "none", "prompting", "zeta", "few_shot"]
+    rows = [_row(m, "Apply", i, on_target=i % 2 == 0) for m in methods for i in range(6)]
+    (forward,) = summarize(rows)
+    (backward,) = summarize(rows[::-1])
+    listed = list(dict.fromkeys(c.method for c in forward.cells))
+    assert listed == ["none", "prompting", "few_shot", "caa", "align_sae", "zeta"]
+    assert [(c.method, c.level, c.bloom_exact) for c in forward.cells] == [
+        (c.method, c.level, c.bloom_exact) for c in backward.cells
+    ]
+    assert [(d.method, d.reference, d.metric) for d in forward.differences] == [
+        (d.method, d.reference, d.metric) for d in backward.differences
+    ]
+
+
 def test_all_levels_row_pools_the_levels_of_a_setting() -> None:
     rows = [_row("none", level, i) for level in ("Apply", "Create") for i in range(4)]
     (run,) = summarize(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from bench.models.loading import LoadedModel
 from bench.sae.activations import (
     CollectionSettings,
     collect,
+    evenly_spaced,
     load_split,
     read_metadata,
     sample_split,
@@ -182,6 +184,17 @@ def test_sample_split_spreads_over_every_shard(tmp_path: Path) -> None:
     assert sample[0] == 0 and sample[-1] == 999 and len(sample.unique()) == 10
     assert (sample.diff() > 100).all()  # evenly spaced: one row per tenth of the split
     torch.testing.assert_close(sample_split(store, "heldout", 5000), load_split(store, "heldout"))
+
+
+@pytest.mark.parametrize(("total", "n"), [(582, 100), (10, 3), (7, 7), (5, 9), (1000, 1)])
+def test_evenly_spaced_runs_from_the_first_item_to_the_last(total: int, n: int) -> None:
+    """A stride cut to `n` (`[::total // n][:n]`) would stop short of the end: 582 documents,
+    100 chosen, the last 86 never read."""
+    chosen = evenly_spaced(total, n)
+    assert len(chosen) == min(n, total) and chosen == sorted(set(chosen))
+    assert chosen[0] == 0 and (n == 1 or chosen[-1] == total - 1)
+    gaps = [b - a for a, b in itertools.pairwise(chosen)]
+    assert not gaps or max(gaps) - min(gaps) <= 1
 
 
 def test_collection_refuses_an_existing_directory(tiny_llama: LoadedModel, tmp_path: Path) -> None:

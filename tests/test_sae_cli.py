@@ -65,6 +65,27 @@ def test_the_aligned_sae_is_evaluated_on_scenarios_it_never_saw(pipeline: dict[s
     assert report["splice_documents"] == 2
 
 
+def test_splice_metrics_read_documents_from_the_first_to_the_last(
+    pipeline: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.methods import sae_workflows
+    from bench.sae.activations import evenly_spaced, heldout_documents
+
+    read: list[list[str]] = []
+    real = sae_workflows.evaluate
+
+    def spy(lm, sae, activations, docs):
+        read.append([d.id for d in docs])
+        return real(lm, sae, activations, docs)
+
+    monkeypatch.setattr(sae_workflows, "evaluate", spy)
+    docs = heldout_documents(pipeline["store"])
+    assert len(docs) >= 4
+    sae_workflows.evaluate_sae(str(pipeline["stage1"]), None, 3)
+    assert read == [[docs[i].id for i in evenly_spaced(len(docs), 3)]]
+    assert read[0][0] == docs[0].id and read[0][-1] == docs[-1].id
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -15,7 +15,7 @@ from bench.data.tasks import TASKS
 from bench.errors import DataError
 from bench.methods.activations import reply_activations
 from bench.models.loading import LoadedModel, load_model
-from bench.sae.activations import heldout_documents, load_split, site_for
+from bench.sae.activations import evenly_spaced, heldout_documents, load_split, site_for
 from bench.sae.align import AlignSettings, LabeledTexts, align, binding_metrics
 from bench.sae.base import SparseAutoencoder, weights_sha256
 from bench.sae.metrics import evaluate
@@ -82,7 +82,8 @@ def align_stage1(
 
 def evaluate_sae(directory: str, store: str | None, limit: int | None) -> dict[str, Any]:
     """Explained variance, L0, alive latents, CE loss score and KL on the held-out split of
-    `store` (default: the SAE's own); CE/KL on `limit` evenly strided held-out documents.
+    `store` (default: the SAE's own); CE/KL on `limit` held-out documents evenly spaced from
+    the split's first to its last (`evenly_spaced`).
     An aligned SAE adds its binding on the held-out scenarios, stage 1's numbers and what
     alignment cost against them (`*_drop`)."""
     sae = load_sae(directory)
@@ -91,8 +92,8 @@ def evaluate_sae(directory: str, store: str | None, limit: int | None) -> dict[s
         raise DataError("give --store: the activation store with the held-out split")
     lm = load_model(sae.config.model_name)
     docs = heldout_documents(store)
-    if limit is not None and limit < len(docs):
-        docs = docs[:: len(docs) // limit][:limit]
+    if limit is not None:
+        docs = [docs[i] for i in evenly_spaced(len(docs), limit)]
     activations = load_split(store, "heldout")
     report: dict[str, Any] = {
         "sae": directory,

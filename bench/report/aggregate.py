@@ -21,6 +21,7 @@ from scipy.stats import spearmanr
 from bench.criteria import SCORE_KEYS, Cuts, success
 from bench.data.levels import LEVELS
 from bench.errors import DataError
+from bench.report.naming import method_rank
 from bench.report.stats import Estimate, cluster_bootstrap, paired_difference
 from bench.store import GenerationRow
 
@@ -217,8 +218,23 @@ def _length_correlation(control: list[GenerationRow]) -> float:
     return float(spearmanr(ppl, tokens)[0])
 
 
+def _settings_in_order(rows: list[GenerationRow]) -> dict[str, list[GenerationRow]]:
+    """A run's rows per setting, the settings in report order (method, then hparams), so a page
+    lists them alike whether a run or an import of its exports filled the store."""
+    by_setting: dict[str, list[GenerationRow]] = defaultdict(list)
+    for row in rows:
+        by_setting[row.setting_key].append(row)
+
+    def place(key: str) -> tuple[int, str, str]:
+        first = by_setting[key][0]
+        return method_rank(first.method), first.method, hparams_label(first.hparams)
+
+    return {key: by_setting[key] for key in sorted(by_setting, key=place)}
+
+
 def summarize(rows: list[GenerationRow]) -> list[RunSummary]:
-    """One summary per run key, in the order runs first appear in `rows`."""
+    """One summary per run key, in the order runs first appear in `rows`; within a run the
+    settings in report order (`bench.report.naming`)."""
     by_run: dict[str, list[GenerationRow]] = defaultdict(list)
     for row in scored_rows(rows):
         by_run[row.run_key].append(row)
@@ -228,9 +244,7 @@ def summarize(rows: list[GenerationRow]) -> list[RunSummary]:
         control = [r for r in run_rows if r.role == "control"]
         cuts = Cuts.from_control([r.scores for r in control]) if control else None
         length_correlation = _length_correlation(control)
-        by_setting: dict[str, list[GenerationRow]] = defaultdict(list)
-        for row in run_rows:
-            by_setting[row.setting_key].append(row)
+        by_setting = _settings_in_order(run_rows)
         cells = []
         for rows_of_setting in by_setting.values():
             by_level: dict[str, list[GenerationRow]] = defaultdict(list)

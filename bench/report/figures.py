@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from bench.atomic import make_folder
 from bench.data.levels import LEVELS
+from bench.report.naming import method_label, ordered_methods
 from bench.report.summary import mechanism_points, minimum_detectable, steerability_values
 from bench.store import GenerationRow
 
@@ -37,22 +38,12 @@ METHOD_COLOURS = {
     "align_sae": "#D55E00",
 }
 OTHER_COLOUR = "#CC79A7"
-METHOD_LABELS = {"none": "control", "few_shot": "few-shot", "caa": "CAA", "actadd": "ActAdd"}
 LEVEL_NAMES = [level.value for level in LEVELS]
 READ_LABELS = [*LEVEL_NAMES, "no task"]
 
 
 def colour(method: str) -> str:
     return METHOD_COLOURS.get(method, OTHER_COLOUR)
-
-
-def label(method: str) -> str:
-    return METHOD_LABELS.get(method, method.replace("_", "-"))
-
-
-def _method_order(methods: set[str]) -> list[str]:
-    known = [m for m in METHOD_COLOURS if m in methods]
-    return known + sorted(methods - set(known))
 
 
 @dataclass
@@ -125,9 +116,9 @@ def frontier(summary: dict, rows: list[GenerationRow]) -> Figure | str:
         axes[0].set_ylabel(f"{model}\ntarget level read (Bloom exact)")
         axes[0].set_title(f"{model}: {scenarios} scenarios, n = {mine[0]['n']} texts per setting",
                           fontsize=9, loc="left")  # fmt: skip
-    methods = _method_order({c["method"] for c in cells})
+    methods = ordered_methods({c["method"] for c in cells})
     for method in methods:
-        grid[0][1].plot([], [], "o", color=colour(method), label=label(method))
+        grid[0][1].plot([], [], "o", color=colour(method), label=method_label(method))
     if any(c["chosen"] for c in cells):
         grid[0][1].plot([], [], "o", markersize=11, mfc="none", mec="#555555", label="chosen")
     grid[0][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
@@ -145,7 +136,7 @@ def test_split(summary: dict, rows: list[GenerationRow]) -> Figure | str:
     cells = [c for c in summary["cells"] if c["split"] == "test"]
     if not cells:
         return "no test-split rows"
-    methods = _method_order({c["method"] for c in cells})
+    methods = ordered_methods({c["method"] for c in cells})
     levels = ["all", *LEVEL_NAMES]
     by = {(c["method"], c["level"]): c for c in cells}
     fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
@@ -163,7 +154,13 @@ def test_split(summary: dict, rows: list[GenerationRow]) -> Figure | str:
                 ys[0] += low
                 ys[1] += high
             ax.errorbar(
-                xs, errs, yerr=ys, fmt="o", color=colour(method), label=label(method), capsize=2
+                xs,
+                errs,
+                yerr=ys,
+                fmt="o",
+                color=colour(method),
+                label=method_label(method),
+                capsize=2,
             )
         ax.set_ylabel(metric.replace("_", " "))
         ax.grid(alpha=0.3, axis="y")
@@ -193,7 +190,7 @@ def differences(summary: dict, rows: list[GenerationRow]) -> Figure | str:
         for m, metric in enumerate(metrics):
             ax = axes[r][m]
             group = [d for d in records if d["reference"] == reference and d["metric"] == metric]
-            methods = _method_order({d["method"] for d in group})[::-1]
+            methods = ordered_methods({d["method"] for d in group})[::-1]
             for y, method in enumerate(methods):
                 d = next(d for d in group if d["method"] == method)
                 ax.errorbar(
@@ -208,7 +205,7 @@ def differences(summary: dict, rows: list[GenerationRow]) -> Figure | str:
                     capsize=3,
                 )
             ax.axvline(0, color="#777777", lw=0.8)
-            ax.set_yticks(range(len(methods)), [label(m) for m in methods])
+            ax.set_yticks(range(len(methods)), [method_label(m) for m in methods])
             ax.set_ylim(-0.6, len(methods) - 0.4)
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
             ax.set_title(f"Δ {metric.replace('_', ' ')} vs {reference}", fontsize=10)
@@ -227,7 +224,7 @@ def confusion(summary: dict, rows: list[GenerationRow]) -> Figure | str:
     cells = [c for c in summary["cells"] if c["split"] == "test" and c["level"] != "all"]
     if not cells:
         return "no test-split rows"
-    methods = _method_order({c["method"] for c in cells})
+    methods = ordered_methods({c["method"] for c in cells})
     columns = min(4, len(methods))
     rows_of_plots = math.ceil(len(methods) / columns)
     fig, axes = plt.subplots(
@@ -260,7 +257,9 @@ def confusion(summary: dict, rows: list[GenerationRow]) -> Figure | str:
         ax.set_xticks(range(len(READ_LABELS)), [r[:3] for r in READ_LABELS], fontsize=7)
         ax.set_yticks(range(len(LEVEL_NAMES)), [r[:3] for r in LEVEL_NAMES], fontsize=7)
         ax.set_title(
-            label(method), fontsize=10, color=colour(method) if method != "actadd" else "#8a7d00"
+            method_label(method),
+            fontsize=10,
+            color=colour(method) if method != "actadd" else "#8a7d00",
         )
         ax.set_xlabel("read", fontsize=8)
         ax.set_ylabel("target", fontsize=8)
@@ -279,7 +278,7 @@ def steerability(summary: dict, rows: list[GenerationRow]) -> Figure | str:
     values = steerability_values(rows)
     if not values:
         return "no test-split rows paired with a control"
-    methods = _method_order(set(values))
+    methods = ordered_methods(set(values))
     fig, ax = plt.subplots(figsize=(9, 4))
     parts = ax.violinplot([values[m] for m in methods], showmedians=True)
     for body, method in zip(parts["bodies"], methods, strict=True):
@@ -294,7 +293,7 @@ def steerability(summary: dict, rows: list[GenerationRow]) -> Figure | str:
         away = float(np.mean(values[method] < 0))
         ax.text(i, ax.get_ylim()[1], f"{away:.0%} away", ha="center", va="bottom", fontsize=8)
     ax.axhline(0, color="#777777", lw=0.8)
-    ax.set_xticks(range(1, len(methods) + 1), [label(m) for m in methods])
+    ax.set_xticks(range(1, len(methods) + 1), [method_label(m) for m in methods])
     ax.set_ylabel("Δ P(target level), method − control")
     ax.grid(alpha=0.3, axis="y")
     k = len(next(iter(values.values())))
@@ -314,9 +313,9 @@ def mechanism(summary: dict, rows: list[GenerationRow]) -> Figure | str:
         return "no test-split rows of query_sae or align_sae with attention diagnostics"
     rho = {r["method"]: r for r in summary.get("mechanism", [])}
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for method in _method_order(set(points)):
+    for method in ordered_methods(set(points)):
         kl, change = np.array([(kl, change) for _, kl, change in points[method]]).T
-        name = label(method)
+        name = method_label(method)
         if method in rho:
             r = rho[method]
             name += (

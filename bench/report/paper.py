@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bench.atomic import make_folder, write_atomically
+from bench.report.naming import method_label, method_rank, ordered_methods
 
 TABLE_METRICS = (
     ("success", "success"),
@@ -58,12 +59,6 @@ def interval(record: dict[str, Any], metric: str, signed: bool = False) -> str:
     if low is None or high is None:
         return ""
     return f"[{number(low, signed=signed)}, {number(high, signed=signed)}]"
-
-
-def method_name(method: str) -> str:
-    return {"none": "control", "few_shot": "few-shot", "caa": "CAA", "actadd": "ActAdd"}.get(
-        method, method.replace("_", "-")
-    )
 
 
 def setting_text(hparams: str) -> str:
@@ -113,11 +108,6 @@ def _chosen(summary: dict[str, Any], split: str, level: str = "all") -> list[dic
     ]
 
 
-def _order(method: str) -> int:
-    known = ["none", "prompting", "few_shot", "caa", "actadd", "query_sae", "align_sae"]
-    return known.index(method) if method in known else len(known)
-
-
 def main_model(summary: dict[str, Any]) -> str:
     """The paper's main model: the one the test split ran on (else the first by name)."""
     tested = sorted({run["model"] for run in summary["runs"] if run["split"] == "test"})
@@ -142,11 +132,11 @@ def model_settings(summary: dict[str, Any], model: str) -> list[dict[str, Any]]:
         if c["model"] == model and c["split"] == "dev" and c["level"] == "all"
     ]
     if any(c["chosen"] for c in dev):
-        return sorted((c for c in dev if c["chosen"]), key=lambda c: _order(c["method"]))
+        return sorted((c for c in dev if c["chosen"]), key=lambda c: method_rank(c["method"]))
     best: dict[str, dict[str, Any]] = {}
     for cell in sorted(dev, key=lambda c: (-c["success"], -c["bloom_exact"], c["hparams"])):
         best.setdefault(cell["method"], cell)
-    return sorted(best.values(), key=lambda c: _order(c["method"]))
+    return sorted(best.values(), key=lambda c: method_rank(c["method"]))
 
 
 MODEL_METRICS = ("success", "bloom_exact", "sets_task", "leaks", "relevant", "fluent")
@@ -175,7 +165,7 @@ def _models_table(summary: dict[str, Any], source: str) -> str:
     body = [
         [
             tex_escape(model),
-            method_name(cell["method"]),
+            method_label(cell["method"]),
             setting_text(cell["hparams"]),
             *(_with_ci(cell, metric) for metric in MODEL_METRICS),
         ]
@@ -293,9 +283,9 @@ def _with_ci(record: dict[str, Any], metric: str) -> str:
 
 def _results_table(cells: list[dict[str, Any]], source: str) -> str:
     body = [
-        [method_name(c["method"]), setting_text(c["hparams"])]
+        [method_label(c["method"]), setting_text(c["hparams"])]
         + [_with_ci(c, metric) for metric, _ in TABLE_METRICS]
-        for c in sorted(cells, key=lambda c: _order(c["method"]))
+        for c in sorted(cells, key=lambda c: method_rank(c["method"]))
     ]
     header = ["method", "setting", *(name for _, name in TABLE_METRICS)]
     return _tabular("l" + SETTING_COLUMN + "r" * len(TABLE_METRICS), header, body, source)
@@ -310,8 +300,8 @@ def _differences_table(summary: dict[str, Any], source: str) -> str:
     ]
     keyed = {(d["method"], d["reference"], d["metric"]): d for d in records}
     body = []
-    for method in sorted({d["method"] for d in records}, key=_order):
-        row = [method_name(method)]
+    for method in ordered_methods({d["method"] for d in records}):
+        row = [method_label(method)]
         for ref, metric in columns:
             d = keyed.get((method, ref, metric))
             row.append(
@@ -332,11 +322,11 @@ def _dev_table(summary: dict[str, Any], source: str) -> str:
     cells = [c for c in summary["cells"] if c["split"] == "dev" and c["level"] == "all"]
     body = [
         [
-            method_name(c["method"]) + (r" $\star$" if c["chosen"] else ""),
+            method_label(c["method"]) + (r" $\star$" if c["chosen"] else ""),
             setting_text(c["hparams"]),
             *(_with_ci(c, m) for m in ("success", "bloom_exact", "fluent", "relevant")),
         ]
-        for c in sorted(cells, key=lambda c: (_order(c["method"]), c["hparams"]))
+        for c in sorted(cells, key=lambda c: (method_rank(c["method"]), c["hparams"]))
     ]
     header = ["method", "setting", "success", "Bloom exact", "fluent", "relevant"]
     return _tabular("l" + SETTING_COLUMN + "rrrr", header, body, source)

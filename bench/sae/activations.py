@@ -253,13 +253,20 @@ def load_split(directory: str | Path, split: str, limit: int | None = None) -> t
     return torch.cat(parts)[:limit].float()
 
 
+def evenly_spaced(total: int, n: int) -> list[int]:
+    """`n` indices spread over `range(total)` from its first to its last item (all of them
+    when `n >= total`): the one way the SAE pipeline samples tokens and documents, because
+    the corpus is ordered by source and a prefix or a truncated stride skips its end."""
+    if n >= total:
+        return list(range(total))
+    return torch.linspace(0, total - 1, n).long().tolist()
+
+
 def sample_split(directory: str | Path, split: str, n: int) -> torch.Tensor:
     """`n` activations evenly spaced over the whole split (all of it when it is smaller), as
     float32: every source in its share, which a prefix of the corpus-ordered shards is not."""
     data = load_split(directory, split)
-    if n >= len(data):
-        return data
-    return data[torch.linspace(0, len(data) - 1, n).long()]
+    return data[evenly_spaced(len(data), n)]
 
 
 def heldout_documents(directory: str | Path) -> list[Document]:
