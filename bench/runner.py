@@ -122,8 +122,9 @@ class Cell:
 
 
 @dataclass
-class RunSummary:
-    """What a run did."""
+class RunOutcome:
+    """What a run did: counts of rows done, written and rescored (the report's per-run numbers
+    are `bench.report.aggregate.RunSummary`)."""
 
     already_done: int
     written: int
@@ -410,7 +411,7 @@ class LocalExecutor:
         yield LocalPool(ModelWorker(config, model_name))
 
 
-def run(config: RunConfig, executor: Executor | None = None) -> RunSummary:
+def run(config: RunConfig, executor: Executor | None = None) -> RunOutcome:
     """Run every missing (cell, scenario) of the grid into `config.store`.
 
     Everything the user can get wrong (names, levels, hyperparameters, data, models) is
@@ -431,7 +432,7 @@ def run(config: RunConfig, executor: Executor | None = None) -> RunSummary:
         if created:  # a run that fails before its first row leaves no store behind
             discard_if_unused(config.store)
         raise
-    return RunSummary(
+    return RunOutcome(
         counts["already"],
         counts["written"],
         counts["rescored"],
@@ -585,7 +586,7 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "ModelWorker",
-    "RunSummary",
+    "RunOutcome",
     "expand_settings",
     "row_seed",
     "run",
